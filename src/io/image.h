@@ -1,0 +1,29 @@
+/* image.h - pictures of samples: PNG grids (libpng), animated GIFs (giflib), and the
+ * terminal view (Unicode half blocks) for users on a remote shell.
+ *
+ * Images are float (h*w) in [-1, 1] (the data range), drawn white digit on black, as
+ * MNIST.  Grids put image i at row i / cols, column i % cols, with a 2-pixel gutter at
+ * scale 1, everything scaled up by an integer factor so a person can see the digits. */
+#ifndef EBM_IMAGE_H
+#define EBM_IMAGE_H
+
+#include <stdio.h>
+
+#include "ebm.h"
+
+/* Converts [-1,1] floats to bytes (round, clamp). */
+void image_to_u8(unsigned char *dst, const float *src, long n);
+
+/* Writes a grid of n images (n <= rows*cols) as an 8-bit grayscale PNG, atomically. */
+ebm_status png_write_grid(const char *path, const float *imgs, int n, int h, int w, int rows, int cols,
+                          int scale);
+
+/* Writes an animated GIF: nframes frames, each a grid of n images (frames stored one after
+ * another, n*h*w floats each), delay in 1/100 s, looping forever; atomically. */
+ebm_status gif_write_frames(const char *path, const float *frames, int nframes, int n, int h, int w, int rows,
+                            int cols, int scale, int delay_cs);
+
+/* Prints a grid to f with Unicode half blocks (two pixel rows per text row), 256-colour grays. */
+void term_show_grid(FILE *f, const float *imgs, int n, int h, int w, int cols);
+
+#endif
