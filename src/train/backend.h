@@ -1,0 +1,62 @@
+/* backend.h - where the arithmetic of training and sampling runs: the CPU reference or a
+ * device (CUDA).  The trainer and the CLI drive a backend; a backend owns its copy of the
+ * parameters, Adam moments and replay buffer (on the device for CUDA), so that an
+ * iteration moves only the positive batch in and a few scalars out.
+ *
+ * The math of one training iteration (identical on every backend, from the same seed):
+ *   1. positives x+ (B images, host memory, given by the trainer),
+ *   2. negatives: n_samples chains started from the replay buffer (each slot re-initialised
+ *      to uniform noise with probability reinit) or, with buffer_size 0, from uniform noise;
+ *      `steps` Langevin steps (langevin.h); written back to the buffer,
+ *   3. loss = mean E(x+) - mean E(x-) + alpha * (mean E(x+)^2 + mean E(x-)^2),
+ *   4. gradients of the loss w.r.t. the parameters, then one Adam step.
+ * The random numbers of each stage are pinned down in trainer.h so that backends agree. */
+#ifndef EBM_BACKEND_H
+#define EBM_BACKEND_H
+
+#include <stdint.h>
+
+#include "ebm.h"
+#include "../core/net.h"
+#include "../sample/langevin.h"
+
+typedef struct {
+    int batch;            /* B positives per iteration */
+    int n_samples;        /* negatives per iteration */
+    int steps;            /* Langevin steps per iteration */
+    langevin_params lv;   /* eps, sigma, clip, range, seed (mala = 0 in training) */
+    float alpha;          /* energy magnitude regulariser */
+    float lr, beta1, beta2, adam_eps;
+    float data_noise;     /* std of noise added to positives (0.005) */
+    int buffer_size;      /* 0: short-run chains from noise */
+    float reinit;         /* replay-buffer re-initialisation probability */
+    int conditional;      /* class-conditional energy: positives carry labels */
+} train_hparams;
+
+typedef struct {
+    float loss, e_pos, e_neg, grad_norm;
+} train_step_stats;
+
+typedef struct train_backend {
+    const char *name;     /* "cpu", "cuda" */
+    void *ctx;
+    /* One iteration (see above); iter is the global iteration index (for the RNG). */
+    ebm_status (*train_step)(void *ctx, const float *x_pos, const int *y_pos, int B, const train_hparams *hp,
+                             uint64_t iter, train_step_stats *st);
+    /* Langevin (ULA or MALA per p) on n host points in place; stats may be NULL. */
+    ebm_status (*sample)(void *ctx, float *x, const int *y, int n, int steps, const langevin_params *p,
+                         langevin_stats *stats, langevin_snapshot_fn snap, void *ud, int every);
+    /* Copies parameters and Adam moments (into host->params/adam_m/adam_v) and the replay
+     * buffer (buffer_size*in_dim floats, may be NULL) to the host, and back. */
+    ebm_status (*pull)(void *ctx, net *host, float *buffer);
+    ebm_status (*push)(void *ctx, const net *host, const float *buffer);
+    void (*destroy)(void *ctx);
+} train_backend;
+
+/* The CPU reference backend, operating on `host` directly. */
+ebm_status backend_cpu_create(net *host, const train_hparams *hp, train_backend *out);
+/* The CUDA backend (returns EBM_STATUS_UNSUPPORTED with a clear message when this build has
+ * no CUDA or no GPU is present). device = GPU index. */
+ebm_status backend_cuda_create(net *host, const train_hparams *hp, int device, train_backend *out);
+
+#endif
