@@ -39,7 +39,14 @@ void ebm_error_prefix(const char *fmt, ...) {
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
     memcpy(old, last_error, sizeof old);
-    snprintf(last_error, sizeof last_error, "%s: %s", prefix, old);
+    /* Messages longer than the buffer are cut; the prefix and its start matter most. */
+    size_t plen = strlen(prefix);
+    if (plen > sizeof last_error - 3) plen = sizeof last_error - 3;
+    memcpy(last_error, prefix, plen);
+    memcpy(last_error + plen, ": ", 2);
+    size_t room = sizeof last_error - plen - 3, olen = strnlen(old, room);
+    memcpy(last_error + plen + 2, old, olen);
+    last_error[plen + 2 + olen] = '\0';
 }
 
 void ebm_assert_fail(const char *cond, const char *file, int line) {

@@ -33,6 +33,11 @@ ebm_status dataset_load_dir(const char *dir, const char *split, uint16_t mask, i
 
 void dataset_free(dataset *d);
 
+/* Binarizes images for the latent pipeline: each pixel x in [-1, 1] is mapped back to its
+ * 0..255 value p (rounded) and out01 = 1 when p >= threshold_255, else 0.  NaN maps to 0.
+ * x and out01 are (n); they may be the same array. */
+void binarize_u8_to01(const float *x, long n, int threshold_255, float *out01);
+
 /* Epoch iteration: a permutation from r, then batches of B (the last one short). */
 typedef struct {
     const dataset *d;

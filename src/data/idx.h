@@ -13,6 +13,9 @@
 #include "ebm.h"
 
 #define IDX_MAX_DIMS 4
+/* Largest data payload accepted (1 GiB): MNIST train images are 47 MB; a header claiming
+ * more is taken as corrupt before anything is allocated. */
+#define IDX_MAX_BYTES ((size_t)1 << 30)
 
 typedef struct {
     int ndim;

@@ -23,7 +23,11 @@ ebm_status png_write_grid(const char *path, const float *imgs, int n, int h, int
 ebm_status gif_write_frames(const char *path, const float *frames, int nframes, int n, int h, int w, int rows,
                             int cols, int scale, int delay_cs);
 
-/* Prints a grid to f with Unicode half blocks (two pixel rows per text row), 256-colour grays. */
+/* Prints a grid to f with Unicode half blocks (two pixel rows per text row), 256-colour grays
+ * (24-bit grays when $COLORTERM says truecolor/24bit).  Image rows are separated by a blank
+ * line, images in a row by a space: rows*ceil(h/2) + rows-1 lines for rows = ceil(n/cols). */
 void term_show_grid(FILE *f, const float *imgs, int n, int h, int w, int cols);
+/* The same with the colour mode chosen by the caller (truecolor: 1 = 24-bit, 0 = 256-colour). */
+void term_show_grid_mode(FILE *f, const float *imgs, int n, int h, int w, int cols, int truecolor);
 
 #endif
