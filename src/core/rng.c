@@ -52,8 +52,8 @@ void rng_normal_fill(uint64_t seed, uint32_t stream, uint32_t a, uint32_t b, flo
     for (int i = 0; i < n; i += 4) {
         uint32_t w[4];
         block(seed, stream, a, b, (uint32_t)(i / 4), w);
-        float z[4];
-        for (int p = 0; p < 2; p++) {
+        float z[4] = {0};
+        for (int p = 0; p < 2 && i + 2 * p < n; p++) { /* skip a pair nobody reads */
             float u1 = u24_open0(w[2 * p]), u2 = u24_open0(w[2 * p + 1]);
             float r = sqrtf(-2.0f * logf(u1));
             float t = 6.28318530717958647692f * u2;

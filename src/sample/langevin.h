@@ -38,16 +38,34 @@ typedef struct {
 } langevin_stats;
 
 /* Called every `every` steps (and after step 0 = the start, and after the last step) with
- * the current points; returns non-OK to stop early. */
+ * the current points; returns non-OK to stop early.  `step` counts the steps done in this
+ * call (0 .. steps, not offset by step0); every <= 0 means the start and the end only; E
+ * holds the energies of x.  On an early stop langevin_run returns the snapshot's status
+ * and x holds the points the snapshot saw. */
 typedef ebm_status (*langevin_snapshot_fn)(void *ud, int step, const float *x, const float *E, int n, int dim);
 
-/* Runs `steps` steps on n chains x (n, dim) in place.  Allocates its own scratch.
- * snapshot may be NULL. stats may be NULL. */
+/* Runs `steps` steps on n chains x (n, dim) in place.  Allocates its own scratch, once.
+ * snapshot may be NULL. stats may be NULL.  Returns EBM_STATUS_BAD_ARG for a bad
+ * setting (eps < 0, lo > hi, MALA with sigma 0, ...), EBM_STATUS_DIVERGED when an energy
+ * or gradient is NaN/Inf (the message names the step and chain), or the callback's status.
+ * Float arithmetic per element, so that other backends can match it bit for bit:
+ *   ULA:  x = clamp(x - eps * cg + sigma * xi, lo, hi)      (cg = clipped gradient)
+ *   MALA: y = x - eps * cg + sigma * xi; log accept ratio in double:
+ *         E(x) - E(y) + eps * sum (y-x)(cg(x)+cg(y)) / sigma^2
+ *                     + eps^2 (|cg(x)|^2 - |cg(y)|^2) / (2 sigma^2);
+ *         accept when log(u) < that ratio.
+ * The energy is called once per step on all n points (plus once at the start; ULA needs
+ * one more call at the end only when stats or snapshot ask for energies).  The callback
+ * is called outside any parallel region, so it may use OpenMP itself.  Starting points
+ * are expected inside [lo, hi]. */
 ebm_status langevin_run(energy_fn f, void *ctx, float *x, int n, int dim, int steps,
                         const langevin_params *p, langevin_stats *stats,
                         langevin_snapshot_fn snapshot, void *ud, int every);
 
 /* sigma actually used for p. */
 float langevin_sigma(const langevin_params *p);
+
+/* 1 when langevin_run hands the points after `t` of `steps` steps to its snapshot. */
+int langevin_is_snapshot_step(int t, int steps, int every);
 
 #endif
