@@ -7,7 +7,7 @@
 CC      ?= cc
 ARCH    ?= -march=native
 OPT     ?= -O3
-PKGS    := openblas zlib libpng libcjson
+PKGS    := openblas zlib libpng libcjson cairo
 WARN    := -Wall -Wextra -Werror -Wno-unused-parameter
 CFLAGS  := $(EXTRA_CFLAGS) -std=c11 $(OPT) $(ARCH) $(WARN) -fopenmp -D_GNU_SOURCE -Iinclude -Isrc \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
