@@ -7,12 +7,14 @@ set -eu
 what=${1:-build}
 
 pkgs="build-essential pkg-config libopenblas-dev zlib1g-dev libpng-dev libgif-dev libcjson-dev
-      libcairo2-dev libmicrohttpd-dev npm ca-certificates dataset-fashion-mnist"
+      libcairo2-dev libmicrohttpd-dev ca-certificates dataset-fashion-mnist"
 if [ "$what" = test ]; then
     pkgs="$pkgs libcmocka-dev clang libclang-rt-14-dev chromium"
 fi
 
 missing=""
+# npm: Debian's package, unless a Node.js with its own npm (e.g. NodeSource's) is there already.
+command -v npm >/dev/null 2>&1 || pkgs="$pkgs npm"
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done

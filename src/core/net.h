@@ -48,10 +48,15 @@ typedef struct net {
     int nthreads;             /* OpenMP threads used across the batch (>=1) */
     /* private: activation and workspace buffers, per-thread gradient scratch */
     int max_batch;
-    float *acts;
+    float *acts;              /* [input copy | layer 0 out | ...], each max_batch x its size;
+                               * layer l's output for images [0,B) starts at acts + act_off*max_batch */
     float *work;
     long work_per_thread;
     float *thread_grads;
+    long act_per_image;       /* floats of acts per image (input copy + every layer output) */
+    int work_threads;         /* thread slots allocated in work and thread_grads */
+    float *whwc;              /* params as the last pass read them, conv weights in (Cout,K,K,Cin)
+                               * order (layers.h: conv2d_forward_hwc); nparams floats */
 } net;
 
 /* Expands a named spec ("cnn-small") or validates an explicit one into canonical form. */
@@ -72,8 +77,17 @@ ebm_status net_forward(net *n, const float *x, int B, float *out);
 void net_backward(net *n, const float *dout, int B, float *dx, int with_param_grads);
 
 /* Energy and its input gradient: E (B), dEdx (B, in_dim) or NULL.
- * y == NULL: E(x) (logsumexp for out_dim > 1); else E(x, y[i]). */
+ * y == NULL: E(x) (logsumexp for out_dim > 1); else E(x, y[i]) (y[i] outside
+ * [0, out_dim) is EBM_STATUS_BAD_ARG).  Langevin's inner loop: it runs forward and
+ * backward per small group of images in per-thread scratch that stays in cache, so it
+ * neither uses nor disturbs the activations that net_backward reads, and computes no
+ * parameter gradients. */
 ebm_status net_energy(net *n, const float *x, int B, const int *y, float *E, float *dEdx);
+
+/* The energy head alone, on network outputs f (B, out_dim) from net_forward: E (B) and
+ * dE/df (B, out_dim; may be NULL), y as in net_energy (labels must be in range).  The
+ * trainer scales dE/df by dLoss/dE and hands it to net_backward. */
+void net_energy_head(const net *n, const float *f, int B, const int *y, float *E, float *dEdf);
 
 /* Name of parameter tensor j (0..2*ntensors) as torch would call it: "0.weight", ... */
 int net_num_tensors(const net *n);

@@ -1,7 +1,8 @@
 /* image.c - PNG grids (libpng), animated GIFs (giflib 5) and the terminal half-block view.
  *
  * PNG and GIF share one layout: the grid is rendered into an 8-bit gray canvas, then
- * encoded into a temp file that replaces the target only when complete (atomic.h). */
+ * encoded into a temp file that replaces the target only when complete (atomic.h), or,
+ * for PNG, into memory (the web server sends it without touching the disk). */
 #include "image.h"
 
 #include <errno.h>
@@ -69,9 +70,17 @@ static void grid_render(const grid_layout *g, const float *imgs, unsigned char *
 
 /* ---- PNG ---------------------------------------------------------------------------- */
 
+/* Growing memory sink for png_encode_grid_mem. */
+typedef struct {
+    unsigned char *buf;
+    size_t len, cap;
+    int oom;
+} png_mem;
+
 typedef struct {
     const unsigned char *pix;
     int W, H;
+    png_mem *mem;  /* NULL: encode into the FILE; else into this buffer */
 } png_job;
 
 typedef struct {
@@ -89,6 +98,24 @@ static void png_on_error(png_structp png, png_const_charp msg) {
 
 static void png_on_warning(png_structp png, png_const_charp msg) { (void)png, (void)msg; }
 
+static void png_mem_write(png_structp png, png_bytep data, size_t len) {
+    png_mem *m = png_get_io_ptr(png);
+    if (m->len + len > m->cap) {
+        size_t cap = m->cap ? m->cap : 4096;
+        while (cap < m->len + len) cap *= 2;
+        unsigned char *nb = realloc(m->buf, cap);
+        if (!nb) {
+            m->oom = 1;
+            png_error(png, "out of memory for the encoded picture");
+        }
+        m->buf = nb, m->cap = cap;
+    }
+    memcpy(m->buf + m->len, data, len);
+    m->len += len;
+}
+
+static void png_mem_flush(png_structp png) { (void)png; }
+
 static ebm_status png_encode(FILE *f, void *vjob) {
     const png_job *job = vjob;
     png_err_info err = {"", 0};
@@ -100,9 +127,11 @@ static ebm_status png_encode(FILE *f, void *vjob) {
     }
     if (setjmp(png_jmpbuf(png))) {
         png_destroy_write_struct(&png, &info);
+        if (job->mem && job->mem->oom) return ebm_fail(EBM_STATUS_NOMEM, "libpng: %s", err.msg);
         return ebm_fail(EBM_STATUS_IO, "libpng: %s (%s)", err.msg, err.errnum ? strerror(err.errnum) : "no system error");
     }
-    png_init_io(png, f);
+    if (job->mem) png_set_write_fn(png, job->mem, png_mem_write, png_mem_flush);
+    else png_init_io(png, f);
     png_set_IHDR(png, info, (png_uint_32)job->W, (png_uint_32)job->H, 8, PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE,
                  PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     png_write_info(png, info);
@@ -120,10 +149,33 @@ ebm_status png_write_grid(const char *path, const float *imgs, int n, int h, int
     unsigned char *canvas = malloc((size_t)g.W * (size_t)g.H);
     if (!canvas) return ebm_fail(EBM_STATUS_NOMEM, "%s: out of memory for a %dx%d picture", path, g.W, g.H);
     grid_render(&g, imgs, canvas);
-    png_job job = {canvas, g.W, g.H};
+    png_job job = {canvas, g.W, g.H, NULL};
     ebm_status s = io_write_atomic(path, png_encode, &job);
     free(canvas);
     return s;
+}
+
+ebm_status png_encode_grid_mem(const float *imgs, int n, int h, int w, int rows, int cols, int scale,
+                               unsigned char **out, size_t *len) {
+    EBM_ASSERT((imgs || n == 0) && out && len);
+    *out = NULL;
+    *len = 0;
+    grid_layout g = {0};
+    EBM_TRY(grid_plan("PNG", n, h, w, rows, cols, scale, &g));
+    unsigned char *canvas = malloc((size_t)g.W * (size_t)g.H);
+    if (!canvas) return ebm_fail(EBM_STATUS_NOMEM, "PNG: out of memory for a %dx%d picture", g.W, g.H);
+    grid_render(&g, imgs, canvas);
+    png_mem mem = {NULL, 0, 0, 0};
+    png_job job = {canvas, g.W, g.H, &mem};
+    ebm_status s = png_encode(NULL, &job);
+    free(canvas);
+    if (s != EBM_STATUS_OK) {
+        free(mem.buf);
+        return s;
+    }
+    *out = mem.buf;
+    *len = mem.len;
+    return EBM_STATUS_OK;
 }
 
 /* ---- GIF ---------------------------------------------------------------------------- */

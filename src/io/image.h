@@ -18,6 +18,11 @@ void image_to_u8(unsigned char *dst, const float *src, long n);
 ebm_status png_write_grid(const char *path, const float *imgs, int n, int h, int w, int rows, int cols,
                           int scale);
 
+/* The same grid PNG encoded into memory: *out (malloc'ed, caller frees with free()) holds
+ * *len bytes of a complete PNG file, byte for byte what png_write_grid would write. */
+ebm_status png_encode_grid_mem(const float *imgs, int n, int h, int w, int rows, int cols, int scale,
+                               unsigned char **out, size_t *len);
+
 /* Writes an animated GIF: nframes frames, each a grid of n images (frames stored one after
  * another, n*h*w floats each), delay in 1/100 s, looping forever; atomically. */
 ebm_status gif_write_frames(const char *path, const float *frames, int nframes, int n, int h, int w, int rows,

@@ -1,0 +1,141 @@
+/* cli.c - helpers shared by the subcommands (see cli.h). */
+#include "cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/common.h"
+#include "core/rng.h"
+#include "io/checkpoint.h"
+#include "train/trainer.h"
+
+int cli_exit_code(ebm_status s) {
+    switch (s) {
+    case EBM_STATUS_OK: return 0;
+    case EBM_STATUS_BAD_ARG: return 2;
+    case EBM_STATUS_INTERRUPTED: return 130;
+    default: return 1;
+    }
+}
+
+int cli_fail(const char *cmd, ebm_status s) {
+    fprintf(stderr, "ebm %s: %s\n", cmd, ebm_last_error());
+    return cli_exit_code(s);
+}
+
+int cli_has_ext(const char *path, const char *ext) {
+    size_t lp = strlen(path), le = strlen(ext);
+    return lp > le && strcasecmp(path + lp - le, ext) == 0;
+}
+
+int cli_check_writable(const char *cmd, const char *path) {
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "ebm %s: cannot write %s: Is a directory\n", cmd, path);
+        return 1;
+    }
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash) snprintf(dir, sizeof dir, ".");
+    else if (slash == dir) dir[1] = 0;
+    else *slash = 0;
+    if (access(dir, W_OK) != 0) {
+        fprintf(stderr, "ebm %s: cannot write %s: %s\n", cmd, path, strerror(errno));
+        return 1;
+    }
+    return 0;
+}
+
+int cli_parse_device(const char *cmd, const char *s, int *device) {
+    char *end;
+    if (strcmp(s, "cpu") == 0) {
+        *device = -1;
+        return 0;
+    }
+    if (strcmp(s, "cuda") == 0 || strcmp(s, "gpu") == 0) {
+        *device = 0;
+        return 0;
+    }
+    if (strncmp(s, "cuda:", 5) == 0) {
+        long v = strtol(s + 5, &end, 10);
+        if (s[5] && !*end && v >= 0 && v < 64) {
+            *device = (int)v;
+            return 0;
+        }
+    }
+    fprintf(stderr, "ebm %s: --device expects cpu, cuda or cuda:N, got '%s'\n", cmd, s);
+    return 2;
+}
+
+int cli_load_model(const char *cmd, const char *path, int threads, cli_model *m) {
+    memset(m, 0, sizeof *m);
+    st_file f;
+    ebm_status s = ckpt_open(path, &f);
+    if (s != EBM_STATUS_OK) return cli_fail(cmd, s);
+    s = ckpt_load_net(&f, 0, &m->n);
+    if (s != EBM_STATUS_OK) {
+        st_free(&f);
+        return cli_fail(cmd, s);
+    }
+    train_config c;
+    train_config_default(&c);
+    const char *json = ckpt_meta_get(&f, "train_config");
+    if (json && train_config_from_json(json, &c) == EBM_STATUS_OK) m->trained_steps = c.hp.steps;
+    m->eps = c.hp.lv.eps;
+    m->noise = c.hp.lv.sigma;
+    m->grad_clip = c.hp.lv.grad_clip;
+    m->lo = c.hp.lv.lo;
+    m->hi = c.hp.lv.hi;
+    m->conditional = m->n->out_dim > 1;
+    st_free(&f);
+    net_set_threads(m->n, threads);
+    return 0;
+}
+
+void cli_model_free(cli_model *m) {
+    net_free(m->n);
+    m->n = NULL;
+}
+
+int cli_backend(const char *cmd, cli_model *m, int device, train_backend *be) {
+    train_hparams hp;
+    memset(&hp, 0, sizeof hp); /* sampling only: no batch, no buffer */
+    hp.lv.lo = m->lo;
+    hp.lv.hi = m->hi;
+    ebm_status s = device < 0 ? backend_cpu_create(m->n, &hp, be) : backend_cuda_create(m->n, &hp, device, be);
+    return s == EBM_STATUS_OK ? 0 : cli_fail(cmd, s);
+}
+
+void cli_noise_start(float *x, int n, int dim, uint64_t seed, float lo, float hi) {
+    for (int i = 0; i < n; i++) {
+        float *xi = x + (size_t)i * dim;
+        rng_uniform_fill(seed, RNG_STREAM_START, (uint32_t)i, 0, xi, dim);
+        for (int k = 0; k < dim; k++) xi[k] = lo + (hi - lo) * xi[k];
+    }
+}
+
+int cli_langevin_params(const char *cmd, const cli_sampler_flags *f, const cli_model *m, langevin_params *p) {
+    memset(p, 0, sizeof *p);
+    if (strcmp(f->sampler, "ula") == 0) p->mala = 0;
+    else if (strcmp(f->sampler, "mala") == 0) p->mala = 1;
+    else {
+        fprintf(stderr, "ebm %s: --sampler expects ula or mala, got '%s'\n", cmd, f->sampler);
+        return 2;
+    }
+    p->eps = isnan(f->eps) ? m->eps : f->eps;
+    p->sigma = isnan(f->noise) ? m->noise : f->noise;
+    p->grad_clip = isnan(f->grad_clip) ? m->grad_clip : f->grad_clip;
+    p->lo = m->lo;
+    p->hi = m->hi;
+    p->seed = f->seed;
+    p->chain0 = 0;
+    p->step0 = 0;
+    return 0;
+}

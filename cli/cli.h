@@ -1,0 +1,71 @@
+/* cli.h - what the ebm subcommands share: exit codes, error printing, output checks,
+ * loading a model with its sampler defaults, and the backend that runs the chains.
+ *
+ * Exit codes: 0 success, 1 runtime failure (missing or bad file, I/O, divergence),
+ * 2 usage (bad flag or value), 130 interrupted (SIGINT, state saved). */
+#ifndef EBM_CLI_H
+#define EBM_CLI_H
+
+#include <stdint.h>
+
+#include "ebm.h"
+#include "core/net.h"
+#include "sample/langevin.h"
+#include "train/backend.h"
+
+/* Exit code for a status. */
+int cli_exit_code(ebm_status s);
+/* Prints "ebm <cmd>: <last error>" to stderr and returns the exit code of s. */
+int cli_fail(const char *cmd, ebm_status s);
+/* 1 when path ends with ext (case-insensitive), e.g. ".png". */
+int cli_has_ext(const char *path, const char *ext);
+/* Checks that path can be created (its directory exists and is writable, path is not a
+ * directory); prints "ebm <cmd>: cannot write <path>: <reason>" and returns 1 if not. */
+int cli_check_writable(const char *cmd, const char *path);
+/* Parses --device: "cpu" -> -1, "cuda" -> 0, "cuda:N" -> N; prints and returns 2 if bad. */
+int cli_parse_device(const char *cmd, const char *s, int *device);
+
+/* A model loaded for sampling, with the Langevin settings it was trained with (the
+ * project defaults for files without a training config). */
+typedef struct {
+    net *n;
+    float eps, noise, grad_clip, lo, hi;
+    int trained_steps;       /* Langevin steps per training iteration, 0 if unknown */
+    int conditional;
+} cli_model;
+
+/* Loads path; prints the error and returns an exit code (0 on success). */
+int cli_load_model(const char *cmd, const char *path, int threads, cli_model *m);
+void cli_model_free(cli_model *m);
+
+/* The backend that runs sampling chains on m->n (CPU, or CUDA when device >= 0). */
+int cli_backend(const char *cmd, cli_model *m, int device, train_backend *be);
+
+/* Uniform noise starting points of n chains (chain i: rng (seed, RNG_STREAM_START, i, 0)). */
+void cli_noise_start(float *x, int n, int dim, uint64_t seed, float lo, float hi);
+
+/* Sampler flags shared by sample and chain. */
+typedef struct {
+    int steps;
+    float eps, noise, grad_clip;  /* NAN = the model's own */
+    const char *sampler;          /* "ula" | "mala" */
+    uint64_t seed;
+    const char *device;
+    int threads;
+} cli_sampler_flags;
+
+/* Langevin parameters from the flags and the model; 2 after printing on a bad --sampler. */
+int cli_langevin_params(const char *cmd, const cli_sampler_flags *f, const cli_model *m, langevin_params *p);
+
+#define CLI_SAMPLER_OPTS(sf)                                                                                        \
+    {"steps", 0, ARG_INT, &(sf).steps, ARG_NONNEG, "N", "Langevin steps", 0},                                     \
+    {"eps", 0, ARG_FLOAT, &(sf).eps, ARG_NONNEG, "X", "step size on the clipped gradient (default: the model's)", 0}, \
+    {"noise", 0, ARG_FLOAT, &(sf).noise, ARG_NONNEG | ARG_AUTO, "S|auto",                                          \
+     "noise sigma; auto = sqrt(2 eps), proper Langevin (default: the model's)", 0},                               \
+    {"grad-clip", 0, ARG_FLOAT, &(sf).grad_clip, ARG_ANY, "C", "clip gradients to +-C, <= 0 disables (default: the model's)", 0}, \
+    {"sampler", 0, ARG_STR, &(sf).sampler, 0, "ula|mala", "unadjusted Langevin or Metropolis-adjusted (MALA)", 0}, \
+    {"seed", 0, ARG_U64, &(sf).seed, 0, "N", "random seed: same seed and flags, same output", 0},                  \
+    {"device", 0, ARG_STR, &(sf).device, 0, "cpu|cuda", "where the chains run", 0},                                \
+    {"threads", 0, ARG_INT, &(sf).threads, ARG_NONNEG, "N", "CPU threads (0 = all cores)", 0}
+
+#endif
