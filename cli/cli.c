@@ -88,6 +88,7 @@ int cli_load_model(const char *cmd, const char *path, int threads, cli_model *m)
     train_config_default(&c);
     const char *json = ckpt_meta_get(&f, "train_config");
     if (json && train_config_from_json(json, &c) == EBM_STATUS_OK) m->trained_steps = c.hp.steps;
+    m->sample_steps = c.hp.buffer_size == 0 && m->trained_steps > 0 ? m->trained_steps : CLI_LONG_CHAIN;
     m->eps = c.hp.lv.eps;
     m->noise = c.hp.lv.sigma;
     m->grad_clip = c.hp.lv.grad_clip;

@@ -31,8 +31,13 @@ typedef struct {
     net *n;
     float eps, noise, grad_clip, lo, hi;
     int trained_steps;       /* Langevin steps per training iteration, 0 if unknown */
+    int sample_steps;        /* default chain length for sampling: a short-run model (trained
+                              * on chains from noise) samples best with its training length;
+                              * a replay-buffer model with CLI_LONG_CHAIN steps */
     int conditional;
 } cli_model;
+
+#define CLI_LONG_CHAIN 256
 
 /* Loads path; prints the error and returns an exit code (0 on success). */
 int cli_load_model(const char *cmd, const char *path, int threads, cli_model *m);
@@ -58,7 +63,8 @@ typedef struct {
 int cli_langevin_params(const char *cmd, const cli_sampler_flags *f, const cli_model *m, langevin_params *p);
 
 #define CLI_SAMPLER_OPTS(sf)                                                                                        \
-    {"steps", 0, ARG_INT, &(sf).steps, ARG_NONNEG, "N", "Langevin steps", 0},                                     \
+    {"steps", 0, ARG_INT, &(sf).steps, ARG_NONNEG, "N",                                                            \
+     "Langevin steps (default: the training chain length for models trained on chains from noise, else 256)", 0},                                     \
     {"eps", 0, ARG_FLOAT, &(sf).eps, ARG_NONNEG, "X", "step size on the clipped gradient (default: the model's)", 0}, \
     {"noise", 0, ARG_FLOAT, &(sf).noise, ARG_NONNEG | ARG_AUTO, "S|auto",                                          \
      "noise sigma; auto = sqrt(2 eps), proper Langevin (default: the model's)", 0},                               \

@@ -25,7 +25,7 @@ int cmd_chain(int argc, char **argv) {
     const char *C = "chain";
     const char *model = NULL, *out = "chain.gif";
     int n = 8, every = 16, show = 0, scale = 2, delay = 8, hold = 150, digit = -1;
-    cli_sampler_flags sf = {256, NAN, NAN, NAN, "ula", 0, "cpu", 0};
+    cli_sampler_flags sf = {-1, NAN, NAN, NAN, "ula", 0, "cpu", 0};
     arg_opt opts[] = {
         {"model", 'm', ARG_STR, &model, 0, "FILE", "model or checkpoint (.safetensors)", 0},
         {"n", 'n', ARG_INT, &n, ARG_POS, "N", "number of chains", 0},
@@ -59,6 +59,7 @@ int cmd_chain(int argc, char **argv) {
     if (cli_check_writable(C, out)) return 1;
     cli_model m;
     if ((r = cli_load_model(C, model, sf.threads, &m))) return r;
+    if (sf.steps < 0) sf.steps = m.sample_steps;
     langevin_params p;
     if ((r = cli_langevin_params(C, &sf, &m, &p))) {
         cli_model_free(&m);

@@ -61,7 +61,7 @@ int cmd_sample(int argc, char **argv) {
     const char *C = "sample";
     const char *model = NULL, *grid = NULL, *out = NULL, *init = "noise", *data = "data/mnist";
     int n = 64, digit = -1, show = 0, scale = 2;
-    cli_sampler_flags sf = {256, NAN, NAN, NAN, "ula", 0, "cpu", 0};
+    cli_sampler_flags sf = {-1, NAN, NAN, NAN, "ula", 0, "cpu", 0};
     arg_opt opts[] = {
         {"model", 'm', ARG_STR, &model, 0, "FILE", "model or checkpoint (.safetensors) to sample from", 0},
         {"n", 'n', ARG_INT, &n, ARG_POS, "N", "number of samples", 0},
@@ -71,7 +71,7 @@ int cmd_sample(int argc, char **argv) {
         {"scale", 0, ARG_INT, &scale, ARG_POS, "K", "PNG pixels per image pixel", 0},
         {"init", 0, ARG_STR, &init, 0, "noise|data", "start chains from uniform noise or from test images", 0},
         {"data", 0, ARG_STR, &data, 0, "DIR", "MNIST directory for --init data", 0},
-        {"digit", 0, ARG_INT, &digit, ARG_NONNEG, "D", "class to draw (class-conditional models)", 0},
+        {"digit", 0, ARG_INT, &digit, ARG_NONNEG, "D", "class to draw (class-conditional models; without it, grid row r shows digit r mod 10)", 0},
         CLI_SAMPLER_OPTS(sf),
     };
     arg_cmd cmd = {C, "--model FILE [-n N | --grid RxC] [--out x.png|x.idx] [--show] [flags]",
@@ -120,6 +120,7 @@ int cmd_sample(int argc, char **argv) {
     }
     cli_model m;
     if ((r = cli_load_model(C, model, sf.threads, &m))) return r;
+    if (sf.steps < 0) sf.steps = m.sample_steps;
     langevin_params p;
     if ((r = cli_langevin_params(C, &sf, &m, &p))) {
         cli_model_free(&m);
@@ -133,10 +134,12 @@ int cmd_sample(int argc, char **argv) {
     }
     const int dim = m.n->in_dim, h = m.n->in_h, w = m.n->in_w;
     float *x = ebm_alloc(sizeof(float) * (size_t)n * dim);
-    int *y = digit >= 0 ? ebm_alloc(sizeof(int) * (size_t)n) : NULL;
+    /* A conditional model draws the asked digit, or one digit per grid row. */
+    const int classes = m.n->out_dim;
+    int *y = classes > 1 ? ebm_alloc(sizeof(int) * (size_t)n) : NULL;
     train_backend be = {0};
-    if (!x || (digit >= 0 && !y)) r = cli_fail(C, ebm_fail(EBM_STATUS_NOMEM, "out of memory for %d samples", n));
-    for (int i = 0; !r && y && i < n; i++) y[i] = digit;
+    if (!x || (classes > 1 && !y)) r = cli_fail(C, ebm_fail(EBM_STATUS_NOMEM, "out of memory for %d samples", n));
+    for (int i = 0; !r && y && i < n; i++) y[i] = digit >= 0 ? digit : i / cols % classes;
     if (!r && strcmp(init, "data") == 0) r = data_start(C, data, digit, sf.seed, x, n, dim);
     else if (!r) cli_noise_start(x, n, dim, sf.seed, p.lo, p.hi);
     if (!r) r = cli_backend(C, &m, device, &be);

@@ -118,7 +118,7 @@ int cmd_serve(int argc, char **argv) {
         sms[loaded].grad_clip = m->grad_clip;
         sms[loaded].lo = m->lo;
         sms[loaded].hi = m->hi;
-        sms[loaded].steps = 256; /* fresh chains from noise need more than a training iteration's */
+        sms[loaded].steps = m->sample_steps; /* the chain length the model samples best with */
     }
 
     /* SIGINT/SIGTERM are taken by sigwait below; blocked before the server's threads start

@@ -48,7 +48,7 @@ int cmd_train(int argc, char **argv) {
     const char *digits = "all", *arch = "cnn-small", *data = "data/mnist", *out = "model.safetensors";
     const char *resume = NULL, *metrics = NULL, *curves = NULL, *device_s = "cpu", *export_model = NULL;
     int epochs = DEFAULT_EPOCHS, threads = 0, n_samples = -1, ckpt_every = 100, sample_every = 500;
-    int sample_steps = 256, metrics_every = 1, log_every = 50;
+    int sample_steps = -1, metrics_every = 1, log_every = 50;
     uint64_t iters = 0;
     float max_minutes = 0;
     arg_opt opts[] = {
@@ -82,7 +82,7 @@ int cmd_train(int argc, char **argv) {
         {"resume", 0, ARG_STR, &resume, 0, "FILE", "continue a run from its checkpoint (exactly)", 0},
         {"sample-every", 0, ARG_INT, &sample_every, ARG_NONNEG, "N",
          "grid of fresh samples every N iterations and at the end, <out>-samples.png (0: none)", 0},
-        {"sample-steps", 0, ARG_INT, &sample_steps, ARG_POS, "N", "Langevin steps for those grids", 0},
+        {"sample-steps", 0, ARG_INT, &sample_steps, ARG_POS, "N", "Langevin steps for those grids (default: --langevin-steps without a buffer, else 256)", 0},
         {"metrics", 0, ARG_STR, &metrics, 0, "FILE", "JSON-lines log (default <out>-metrics.jsonl; 'none': off)", 0},
         {"metrics-every", 0, ARG_INT, &metrics_every, ARG_POS, "K", "log every K iterations", 0},
         {"curves", 0, ARG_STR, &curves, 0, "FILE", "training-curves PNG at the end (default <out>-curves.png)", 0},
@@ -91,8 +91,8 @@ int cmd_train(int argc, char **argv) {
     };
     arg_cmd cmd = {C, "[--digits 3] [--epochs N | --iters N] [--out model.safetensors] [flags]",
                    "Trains an energy-based model E(x) on MNIST digits by maximum likelihood: each iteration lowers\n"
-                   "the energy of a batch of real images and raises that of samples from Langevin chains (from a\n"
-                   "replay buffer, or fresh from noise with --buffer 0).  Checkpoints are written atomically every\n"
+                   "the energy of a batch of real images and raises that of samples from Langevin chains (fresh\n"
+                   "from noise by default, or from a replay buffer with --buffer N).  Checkpoints are written atomically every\n"
                    "--checkpoint-every iterations, at the end and on Ctrl-C; --resume continues exactly.",
                    opts, (int)(sizeof opts / sizeof opts[0])};
     int r = args_parse(&cmd, argc, argv);
@@ -200,7 +200,7 @@ int cmd_train(int argc, char **argv) {
         .checkpoint_every = ckpt_every,
         .samples_png = samples_path[0] ? samples_path : NULL,
         .sample_every = sample_every,
-        .sample_steps = sample_steps,
+        .sample_steps = sample_steps > 0 ? sample_steps : h->buffer_size == 0 ? h->steps : 256,
         .metrics = ml,
         .metrics_every = metrics_every,
         .curves_png = curves_path[0] ? curves_path : NULL,

@@ -1,8 +1,8 @@
 /* classifier.h - the small MNIST classifier that `ebm eval` measures samples with.
  *
  * A CNN built from the project's own layers (net.h), trained once with softmax cross-
- * entropy and Adam on the 60,000 MNIST training images (random shifts of up to 2 pixels
- * as augmentation), then cached as a safetensors file (format "ebm-classifier", bundled
+ * entropy and Adam on the 60,000 MNIST training images (random small rotations, scalings
+ * and shifts as augmentation), then cached as a safetensors file (format "ebm-classifier", bundled
  * as models/classifier.safetensors).  Its penultimate activations (the Swish after the
  * 128-unit dense layer) are the features of the project's FID; its softmax gives the
  * confidence and the predicted class.  The network is small on purpose: the file stays
@@ -18,7 +18,7 @@
 #include "data/dataset.h"
 
 #define CLASSIFIER_SPEC                                                                           \
-    "in:1x28x28,conv:32:3:1:1,swish,conv:64:3:2:1,swish,conv:64:3:2:1,swish,conv:32:3:2:1,swish," \
+    "in:1x28x28,conv:32:3:1:1,swish,conv:64:3:2:1,swish,conv:64:3:2:1,swish,conv:64:3:2:1,swish," \
     "flatten,dense:128,swish,dense:10"
 #define CLASSIFIER_FORMAT "ebm-classifier"
 #define CLASSIFIER_CLASSES 10
@@ -27,7 +27,9 @@
 typedef struct {
     int epochs, batch;
     float lr;          /* Adam learning rate, cosine-decayed to lr/20 over the run */
-    int max_shift;     /* augmentation: each image shifted by up to +-max_shift pixels */
+    float max_shift;   /* augmentation: shift by up to +-max_shift pixels, */
+    float max_rotate;  /* rotation by up to +-max_rotate degrees, */
+    float max_scale;   /* scaling by 1 +- max_scale */
     uint64_t seed;
 } classifier_params;
 

@@ -1,0 +1,117 @@
+/* chain_kernels.cu - the fused Langevin kernel (one launch runs every step of a chain, one
+ * thread block per IMG chains; fused_net.cuh has the body) and the training pass, with
+ * their launchers.  Shapes are chosen by measurement (docs/PERF_CUDA.md). */
+#include "kernels.h"
+
+template <int IMG, int NT, int NOUT, bool MALA, int MINB, int POL>
+__global__ void __launch_bounds__(NT, MINB) k_chains(LvArgs a) {
+    extern __shared__ float4 smem4[];
+    FusedNet<IMG, NT, NOUT, MALA, POL>::chains(DevEx{}, reinterpret_cast<float *>(smem4), (int)blockIdx.x,
+                                          (int)threadIdx.x, a);
+}
+
+template <int IMG, int NT, int NOUT>
+__global__ void __launch_bounds__(NT, 1) k_train(TrArgs a) {
+    extern __shared__ float4 smem4[];
+    FusedNet<IMG, NT, NOUT, false>::train(DevEx{}, reinterpret_cast<float *>(smem4), (int)blockIdx.x, a);
+}
+
+/* The training pass's shape: one image per block keeps 2B = 256 images on 256 blocks. */
+#define TRAIN_IMG 1
+#define TRAIN_NT 256
+
+template <int IMG, int NT, int NOUT, bool MALA, int MINB = 1, int POL = 0>
+static ebm_status launch_chains(const LvArgs *a, cudaStream_t st) {
+    using FN = FusedNet<IMG, NT, NOUT, MALA, POL>;
+    const size_t smem = FN::Y::BYTES;
+    /* the attribute is per kernel and cheap; setting it every time keeps this stateless */
+    CU_TRY(cudaFuncSetAttribute(k_chains<IMG, NT, NOUT, MALA, MINB, POL>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    /* shared memory for MINB blocks and no more: the rest of the SM's 256 KB stays L1,
+     * which caches the weights (read from global memory every step) */
+    const int carve = (int)((MINB * (smem + 1024) * 100 + 228 * 1024 - 1) / (228 * 1024));
+    CU_TRY(cudaFuncSetAttribute(k_chains<IMG, NT, NOUT, MALA, MINB, POL>, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                carve > 100 ? 100 : carve));
+    const int blocks = (a->n + IMG - 1) / IMG;
+    k_chains<IMG, NT, NOUT, MALA, MINB, POL><<<blocks, NT, smem, st>>>(*a);
+    CU_TRY(cudaGetLastError());
+    return EBM_STATUS_OK;
+}
+
+/* 0-4: run 1's kernel, measured (docs/PERF_CUDA.md).  5-10: the tiling policies POL_PAR
+ * and POL_PAR | POL_REUSE (fused.cuh), written after run 1 from its profile, checked on
+ * the CPU emulation (test_fused_emu) but not yet timed on a GPU; cnn-small (NOUT 1) only,
+ * other heads use the automatic pick. */
+static const cu_shape shapes[] = {{1, 256, 1, 0}, {1, 256, 2, 0}, {1, 512, 1, 0}, {2, 256, 1, 0},
+                                  {2, 512, 1, 0}, {1, 256, 2, 2}, {1, 512, 1, 2}, {2, 512, 1, 2},
+                                  {1, 256, 2, 3}, {1, 512, 1, 3}, {2, 512, 1, 3}};
+enum { NSHAPES = sizeof shapes / sizeof shapes[0] };
+
+int cu_chain_shapes(cu_shape *out, int max) {
+    for (int i = 0; i < NSHAPES && i < max; i++) out[i] = shapes[i];
+    return NSHAPES;
+}
+
+/* Measured on an H100 (docs/PERF_CUDA.md, 60 steps): up to one chain per SM, one image per
+ * block of 512 threads (batch 128: 1.69 M image-steps/s against 1.40 M for 256 threads x 2
+ * blocks); beyond, 256 threads and two blocks per SM (batch 1024 and 8192: 2.29 and
+ * 2.35 M, the best of the five shapes; two images per block came within 3%). */
+int cu_chain_pick(int n) {
+    static int sms = 0;
+    if (!sms) {
+        int dev = 0;
+        if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
+            sms = 132;
+    }
+    return n <= sms ? 2 : 1;
+}
+
+template <int NOUT>
+static ebm_status chains_nout(const LvArgs *a, int shape, cudaStream_t st) {
+    if (a->mala) return launch_chains<1, 256, NOUT, true>(a, st);
+    if (shape < 0 || (NOUT != 1 && shape >= 5)) shape = cu_chain_pick(a->n);
+    if constexpr (NOUT == 1) {
+        switch (shape) {
+        case 5: return launch_chains<1, 256, NOUT, false, 2, POL_PAR>(a, st);
+        case 6: return launch_chains<1, 512, NOUT, false, 1, POL_PAR>(a, st);
+        case 7: return launch_chains<2, 512, NOUT, false, 1, POL_PAR>(a, st);
+        case 8: return launch_chains<1, 256, NOUT, false, 2, POL_PAR | POL_REUSE>(a, st);
+        case 9: return launch_chains<1, 512, NOUT, false, 1, POL_PAR | POL_REUSE>(a, st);
+        case 10: return launch_chains<2, 512, NOUT, false, 1, POL_PAR | POL_REUSE>(a, st);
+        default: break;
+        }
+    }
+    switch (shape) {
+    case 0: return launch_chains<1, 256, NOUT, false, 1>(a, st);
+    case 1: return launch_chains<1, 256, NOUT, false, 2>(a, st);
+    case 2: return launch_chains<1, 512, NOUT, false, 1>(a, st);
+    case 3: return launch_chains<2, 256, NOUT, false, 1>(a, st);
+    default: return launch_chains<2, 512, NOUT, false, 1>(a, st);
+    }
+}
+
+ebm_status cu_chains(const LvArgs *a, int nout, int shape, cudaStream_t st) {
+    EBM_ASSERT(nout == 1 || nout == 10);
+    EBM_ASSERT(shape < NSHAPES);
+    if (a->n <= 0) return EBM_STATUS_OK;
+    return nout == 1 ? chains_nout<1>(a, shape, st) : chains_nout<10>(a, shape, st);
+}
+
+template <int NOUT>
+static ebm_status train_nout(const TrArgs *a, cudaStream_t st) {
+    using FN = FusedNet<TRAIN_IMG, TRAIN_NT, NOUT, false>;
+    const size_t smem = FN::Y::BYTES;
+    CU_TRY(cudaFuncSetAttribute(k_train<TRAIN_IMG, TRAIN_NT, NOUT>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                (int)smem));
+    const int n = a->npos + a->nneg, blocks = (n + TRAIN_IMG - 1) / TRAIN_IMG;
+    k_train<TRAIN_IMG, TRAIN_NT, NOUT><<<blocks, TRAIN_NT, smem, st>>>(*a);
+    CU_TRY(cudaGetLastError());
+    return EBM_STATUS_OK;
+}
+
+ebm_status cu_train_pass(const TrArgs *a, int nout, cudaStream_t st) {
+    EBM_ASSERT(nout == 1 || nout == 10);
+    if (a->npos + a->nneg <= 0) return EBM_STATUS_OK;
+    return nout == 1 ? train_nout<1>(a, st) : train_nout<10>(a, st);
+}
+
+int cu_dump_is(int l, int input) { return FusedNet<TRAIN_IMG, TRAIN_NT, 1, false>::dump_is(l, input != 0); }
