@@ -63,7 +63,7 @@ $(BUILD)/tests/%: tests/%.c tests/testutil.h $(BUILD)/libebm.a
 
 demo: setup
 	@$(MAKE) --no-print-directory all data
-	$(BUILD)/ebm sample --model models/digits.safetensors --grid 8x8 --steps 256 --out samples.png --show
+	$(BUILD)/ebm sample --model models/digits.safetensors --grid 8x8 --out samples.png --show
 	$(BUILD)/ebm chain --model models/digits.safetensors --out chain.gif
 	@echo "wrote samples.png and chain.gif"
 
