@@ -24,12 +24,12 @@ static int term_cols(void) {
 int cmd_chain(int argc, char **argv) {
     const char *C = "chain";
     const char *model = NULL, *out = "chain.gif";
-    int n = 8, every = 16, show = 0, scale = 2, delay = 8, hold = 150, digit = -1;
+    int n = 8, every = -1, show = 0, scale = 2, delay = 8, hold = 150, digit = -1;
     cli_sampler_flags sf = {-1, NAN, NAN, NAN, "ula", 0, "cpu", 0};
     arg_opt opts[] = {
         {"model", 'm', ARG_STR, &model, 0, "FILE", "model or checkpoint (.safetensors)", 0},
         {"n", 'n', ARG_INT, &n, ARG_POS, "N", "number of chains", 0},
-        {"every", 0, ARG_INT, &every, ARG_POS, "K", "a snapshot every K steps (and the first and last)", 0},
+        {"every", 0, ARG_INT, &every, ARG_POS, "K", "a snapshot every K steps (and the first and last) (default: steps/15, so about 16 frames)", 0},
         {"out", 'o', ARG_STR, &out, 0, "FILE", "c.png (rows = chains, columns = time) or c.gif (animation)", 0},
         {"show", 0, ARG_FLAG, &show, 0, NULL, "print snapshots in the terminal (as many as fit its width)", 0},
         {"scale", 0, ARG_INT, &scale, ARG_POS, "K", "pixels per image pixel", 0},
@@ -72,6 +72,7 @@ int cmd_chain(int argc, char **argv) {
         return 2;
     }
     const int dim = m.n->in_dim, h = m.n->in_h, w = m.n->in_w;
+    if (every < 0) every = sf.steps / 15 > 1 ? sf.steps / 15 : 1;
     const int nf = chain_num_frames(sf.steps, every);
     const int nhold = gif ? (hold + delay - 1) / delay : 0;
     float *x = ebm_alloc(sizeof(float) * (size_t)n * dim);
