@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,7 +98,12 @@ int cli_load_model(const char *cmd, const char *path, int threads, cli_model *m)
     m->conditional = m->n->out_dim > 1;
     st_free(&f);
     net_set_threads(m->n, threads);
+    cli_set_threads(threads);
     return 0;
+}
+
+void cli_set_threads(int threads) {
+    if (threads > 0) omp_set_num_threads(threads);
 }
 
 void cli_model_free(cli_model *m) {

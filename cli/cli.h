@@ -42,6 +42,9 @@ typedef struct {
 /* Loads path; prints the error and returns an exit code (0 on success). */
 int cli_load_model(const char *cmd, const char *path, int threads, cli_model *m);
 void cli_model_free(cli_model *m);
+/* --threads N > 0 caps every OpenMP loop (the sampler's too), not only the network's: an
+ * idle OpenMP thread spinning on a busy core costs a single-thread run up to 4x. */
+void cli_set_threads(int threads);
 
 /* The backend that runs sampling chains on m->n (CPU, or CUDA when device >= 0). */
 int cli_backend(const char *cmd, cli_model *m, int device, train_backend *be);

@@ -162,6 +162,7 @@ int cmd_train(int argc, char **argv) {
     if (args_given(&cmd, "iters")) cfg.iters = iters;
     else if (args_given(&cmd, "epochs") || !resume) cfg.iters = (uint64_t)epochs * nb;
     trainer *t = NULL;
+    cli_set_threads(threads);
     s = resume ? trainer_resume(resume, &cfg, &d, threads, device, &t) : trainer_create(&cfg, &d, threads, device, &t);
     if (s != EBM_STATUS_OK) {
         dataset_free(&d);

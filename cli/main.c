@@ -12,7 +12,8 @@
     X(chain, "watch Langevin chains turn noise into digits (PNG strip or GIF)")   \
     X(eval, "sample quality in numbers: FID vs MNIST, confidence, class balance, OOD AUROC") \
     X(latent, "binarized MNIST: autoencoder + energy model on its codes (train|infer|plot)") \
-    X(serve, "web page + JSON API: generate, watch chains live, draw, follow training")
+    X(serve, "web page + JSON API: generate, watch chains live, draw, follow training") \
+    X(bench, "throughput here: Langevin image-steps/s and GFLOP/s per batch, training it/s")
 
 #define DECLARE(name, about) int cmd_##name(int argc, char **argv);
 EBM_COMMANDS(DECLARE)
