@@ -1,4 +1,4 @@
-// FUZZ_SOURCES: src/data/idx.c src/core/common.c
+// FUZZ_SOURCES: src/data/idx.c src/io/atomic.c src/core/common.c
 /* fuzz_idx.c - libFuzzer target for the IDX reader.
  *
  * Each input goes through idx_parse (memory) and through idx_read (a memfd, so zlib's

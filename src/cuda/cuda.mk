@@ -22,7 +22,7 @@ CU_OBJ     := $(CU_SRC:%.cu=$(BUILD)/%.o) $(BUILD)/src/cuda/wlayout.o
 CU_HDR     := $(wildcard src/cuda/*.h src/cuda/*.cuh)
 # what the CUDA tests link from the CPU side: the reference network, sampler and backend
 MIN_OBJ    := $(addprefix $(BUILD)/src/,core/common.o core/net.o core/layers.o core/rng.o sample/langevin.o \
-                train/backend_cpu.o train/adam.o data/dataset.o data/idx.o)
+                train/backend_cpu.o train/adam.o data/dataset.o data/idx.o io/atomic.o)
 MIN_LIBS   := $(EXTRA_LDLIBS) $(shell pkg-config --libs openblas zlib 2>/dev/null || echo -lopenblas -lz) \
               -lm -lpthread -fopenmp
 CUDA_LIB_OBJ := $(filter-out $(BUILD)/src/train/backend_nocuda.o,$(LIB_OBJ))

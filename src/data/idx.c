@@ -12,6 +12,7 @@
 #include <zlib.h>
 
 #include "core/common.h"
+#include "io/atomic.h"
 
 /* Human name of an IDX type byte, for the "unsupported type" message. */
 static const char *type_name(uint8_t t) {
@@ -203,25 +204,26 @@ ebm_status idx_read(const char *path, idx_array *out) {
 }
 
 /* Writes all of buf or returns an I/O failure naming path. */
-static ebm_status write_all(FILE *f, const void *buf, size_t n, const char *path) {
-    if (n && fwrite(buf, 1, n, f) != n)
-        return ebm_fail(EBM_STATUS_IO, "cannot write %s: %s", path, strerror(errno));
-    return EBM_STATUS_OK;
-}
+/* What io_write_atomic writes into its temp file: header (big-endian dims), then data. */
+typedef struct {
+    const uint8_t *data;
+    int ndim;
+    const uint32_t *dims;
+    size_t count;
+} idx_payload;
 
-static ebm_status write_file(FILE *f, const char *tmp, const uint8_t *data, int ndim, const uint32_t *dims,
-                             size_t count) {
-    uint8_t hdr[4 + 4 * IDX_MAX_DIMS] = {0, 0, 0x08, (uint8_t)ndim};
-    for (int i = 0; i < ndim; i++) {
-        hdr[4 + 4 * i] = (uint8_t)(dims[i] >> 24);
-        hdr[5 + 4 * i] = (uint8_t)(dims[i] >> 16);
-        hdr[6 + 4 * i] = (uint8_t)(dims[i] >> 8);
-        hdr[7 + 4 * i] = (uint8_t)dims[i];
+static ebm_status write_payload(FILE *f, void *ctx) {
+    const idx_payload *p = ctx;
+    uint8_t hdr[4 + 4 * IDX_MAX_DIMS] = {0, 0, 0x08, (uint8_t)p->ndim};
+    for (int i = 0; i < p->ndim; i++) {
+        hdr[4 + 4 * i] = (uint8_t)(p->dims[i] >> 24);
+        hdr[5 + 4 * i] = (uint8_t)(p->dims[i] >> 16);
+        hdr[6 + 4 * i] = (uint8_t)(p->dims[i] >> 8);
+        hdr[7 + 4 * i] = (uint8_t)p->dims[i];
     }
-    EBM_TRY(write_all(f, hdr, 4 + 4 * (size_t)ndim, tmp));
-    EBM_TRY(write_all(f, data, count, tmp));
-    if (fflush(f) != 0 || fsync(fileno(f)) != 0)
-        return ebm_fail(EBM_STATUS_IO, "cannot write %s: %s", tmp, strerror(errno));
+    const size_t hlen = 4 + 4 * (size_t)p->ndim;
+    if (fwrite(hdr, 1, hlen, f) != hlen || (p->count && fwrite(p->data, 1, p->count, f) != p->count))
+        return ebm_fail(EBM_STATUS_IO, "%s", strerror(errno));
     return EBM_STATUS_OK;
 }
 
@@ -236,19 +238,6 @@ ebm_status idx_write_u8(const char *path, const uint8_t *data, int ndim, const u
             return ebm_fail(EBM_STATUS_BAD_ARG, "%s: IDX data would exceed %zu bytes", path, (size_t)IDX_MAX_BYTES);
         count *= dims[i];
     }
-    /* Temp file in the same directory, then rename: readers never see half a file. */
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
-        return ebm_fail(EBM_STATUS_BAD_ARG, "output path too long: %s", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f)
-        return ebm_fail(EBM_STATUS_IO, "cannot create %s (for %s): %s; is the directory there and writable?", tmp,
-                        path, strerror(errno));
-    ebm_status s = write_file(f, tmp, data, ndim, dims, count);
-    if (fclose(f) != 0 && s == EBM_STATUS_OK)
-        s = ebm_fail(EBM_STATUS_IO, "cannot write %s: %s", tmp, strerror(errno));
-    if (s == EBM_STATUS_OK && rename(tmp, path) != 0)
-        s = ebm_fail(EBM_STATUS_IO, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
-    if (s != EBM_STATUS_OK) unlink(tmp);
-    return s;
+    idx_payload p = {data, ndim, dims, count};
+    return io_write_atomic(path, write_payload, &p); /* readers never see half a file */
 }
