@@ -9,7 +9,7 @@ what=${1:-build}
 pkgs="build-essential pkg-config libopenblas-dev zlib1g-dev libpng-dev libgif-dev libcjson-dev
       libcairo2-dev libmicrohttpd-dev ca-certificates dataset-fashion-mnist"
 if [ "$what" = test ]; then
-    pkgs="$pkgs libcmocka-dev clang libclang-rt-14-dev chromium"
+    pkgs="$pkgs libcmocka-dev clang libclang-rt-14-dev chromium python3-numpy"
 fi
 
 missing=""
