@@ -38,7 +38,7 @@ fi
 mkdir -p "$OUT"
 
 # ---- libraries: system OpenBLAS/zlib, else the carried .debs ------------------------------
-if [ -n "${FORCE_DEBS:-}" ] || ! printf '#include <cblas.h>\n#include <zlib.h>\n' | cc -E -x c - $(pkg-config --cflags openblas zlib 2>/dev/null) >/dev/null 2>&1; then
+if has build && { [ -n "${FORCE_DEBS:-}" ] || ! printf '#include <cblas.h>\n#include <zlib.h>\n' | cc -E -x c - $(pkg-config --cflags openblas zlib 2>/dev/null) >/dev/null 2>&1; }; then
     ROOT=$PWD/$CARRY/root
     mkdir -p "$ROOT"
     for f in "$CARRY"/debs/*.deb; do dpkg -x "$f" "$ROOT"; done
@@ -50,6 +50,7 @@ if [ -n "${FORCE_DEBS:-}" ] || ! printf '#include <cblas.h>\n#include <zlib.h>\n
     export LD_LIBRARY_PATH="$L/openblas-pthread:$L:$ROOT/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}"
     log "using OpenBLAS/zlib unpacked from $CARRY/debs"
 fi
+export NCCL_NVLS_ENABLE=0   # never NVLink multicast (docs/SCALING.md)
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$JOBS}
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,power.draw,temperature.gpu --format=csv \
     >"$OUT/gpu.txt" 2>&1
@@ -75,11 +76,17 @@ if has test; then
     $BUILD/cuda/test_cuda_parity >"$OUT/test_parity.log" 2>&1
     echo "rc=$?" >>"$OUT/test_parity.log"
     grep -E "FAIL|passed|FAILED|rc=" "$OUT/test_parity.log" | tail -15 | tee -a "$OUT/summary.log"
+    log "test_multi_gpu"
+    $BUILD/cuda/test_multi_gpu >"$OUT/test_multi.log" 2>&1
+    echo "rc=$?" >>"$OUT/test_multi.log"
+    grep -E "FAIL|ok$|passed|FAILED|rc=|only one" "$OUT/test_multi.log" | tail -20 | tee -a "$OUT/summary.log"
 fi
 
 if has bench; then
     log "cuda_bench"
     $BUILD/cuda/cuda_bench --data "$CARRY/mnist" --seconds "$BENCH_SECONDS" 2>&1 | tee "$OUT/cuda_bench.log" | grep -v "^  it "
+    log "multi-GPU training throughput"
+    $BUILD/cuda/test_multi_gpu --bench 2>&1 | tee "$OUT/multi_bench.log"
 fi
 
 if has prof && command -v ncu >/dev/null; then

@@ -47,8 +47,9 @@ int cmd_train(int argc, char **argv) {
     train_hparams *h = &cfg.hp;
     const char *digits = "all", *arch = "cnn-small", *data = "data/mnist", *out = "model.safetensors";
     const char *resume = NULL, *metrics = NULL, *curves = NULL, *device_s = "cpu", *export_model = NULL;
+    const char *lr_decay = "none";
     int epochs = DEFAULT_EPOCHS, threads = 0, n_samples = -1, ckpt_every = 100, sample_every = 500;
-    int sample_steps = -1, metrics_every = 1, log_every = 50;
+    int sample_steps = -1, metrics_every = 1, log_every = 50, gpus = 1;
     uint64_t iters = 0;
     float max_minutes = 0;
     arg_opt opts[] = {
@@ -60,6 +61,8 @@ int cmd_train(int argc, char **argv) {
         {"batch", 0, ARG_INT, &h->batch, ARG_POS, "B", "positives per iteration", 0},
         {"n-samples", 0, ARG_INT, &n_samples, ARG_POS, "N", "negatives (Langevin chains) per iteration (default: --batch)", 0},
         {"lr", 0, ARG_FLOAT, &h->lr, ARG_POS, "X", "Adam learning rate", 0},
+        {"lr-decay", 0, ARG_STR, &lr_decay, 0, "none|cosine", "learning-rate schedule over the run's --iters", 0},
+        {"lr-final", 0, ARG_FLOAT, &cfg.lr_final, ARG_NONNEG, "X", "the learning rate the cosine schedule ends at", 0},
         {"beta1", 0, ARG_FLOAT, &h->beta1, ARG_NONNEG, "X", "Adam beta1", 0},
         {"beta2", 0, ARG_FLOAT, &h->beta2, ARG_NONNEG, "X", "Adam beta2", 0},
         {"alpha", 0, ARG_FLOAT, &h->alpha, ARG_NONNEG, "X", "energy regulariser: alpha * (E+^2 + E-^2)", 0},
@@ -76,6 +79,8 @@ int cmd_train(int argc, char **argv) {
         {"seed", 0, ARG_U64, &cfg.seed, 0, "N", "seed of the initialisation and every random draw", 0},
         {"threads", 0, ARG_INT, &threads, ARG_NONNEG, "N", "CPU threads (0 = all cores)", 0},
         {"device", 0, ARG_STR, &device_s, 0, "cpu|cuda", "where the arithmetic runs", 0},
+        {"gpus", 0, ARG_INT, &gpus, ARG_POS, "N",
+         "with --device cuda[:K]: data-parallel on GPUs K..K+N-1 through NCCL (batch, chains and buffer split evenly)", 0},
         {"out", 'o', ARG_STR, &out, 0, "FILE", "checkpoint (.safetensors), also a model for sample/chain", 0},
         {"export", 0, ARG_STR, &export_model, 0, "FILE", "also write the plain model (no optimizer, no buffer) at the end", 0},
         {"checkpoint-every", 0, ARG_INT, &ckpt_every, ARG_NONNEG, "N", "save every N iterations (0: only at the end)", 0},
@@ -116,6 +121,13 @@ int cmd_train(int argc, char **argv) {
     if (args_given(&cmd, "arch")) snprintf(cfg.arch, sizeof cfg.arch, "%s", arch);
     else if (!resume && h->conditional) snprintf(cfg.arch, sizeof cfg.arch, "cnn-small-cond");
     h->n_samples = n_samples > 0 ? n_samples : h->batch;
+    if (args_given(&cmd, "lr-decay")) {
+        if (strcmp(lr_decay, "cosine") != 0 && strcmp(lr_decay, "none") != 0) {
+            fprintf(stderr, "ebm train: --lr-decay expects none or cosine, got '%s'\n", lr_decay);
+            return 2;
+        }
+        cfg.lr_cosine = strcmp(lr_decay, "cosine") == 0;
+    }
     int device;
     if ((r = cli_parse_device(C, device_s, &device))) return r;
     if (!(h->beta1 < 1) || !(h->beta2 < 1)) {
@@ -163,7 +175,8 @@ int cmd_train(int argc, char **argv) {
     else if (args_given(&cmd, "epochs") || !resume) cfg.iters = (uint64_t)epochs * nb;
     trainer *t = NULL;
     cli_set_threads(threads);
-    s = resume ? trainer_resume(resume, &cfg, &d, threads, device, &t) : trainer_create(&cfg, &d, threads, device, &t);
+    const train_place where = {device, gpus, threads};
+    s = resume ? trainer_resume(resume, &cfg, &d, where, &t) : trainer_create(&cfg, &d, where, &t);
     if (s != EBM_STATUS_OK) {
         dataset_free(&d);
         return cli_fail(C, s);
@@ -185,16 +198,18 @@ int cmd_train(int argc, char **argv) {
         }
     }
     net *n = trainer_net(t);
+    char lr_note[64] = "";
+    if (cfg.lr_cosine) snprintf(lr_note, sizeof lr_note, " (cosine to %g)", cfg.lr_final);
     if (resume)
         fprintf(stderr, "resuming %s at iteration %llu of %llu\n", resume, (unsigned long long)start_iter,
                 (unsigned long long)cfg.iters);
     fprintf(stderr,
             "training %s (%zu parameters) on %d images (digits %s) from %s: %llu iterations (%llu per epoch), batch %d, "
-            "%d negatives from %s, %d Langevin steps (eps %g, noise %g, clip %g), lr %g, alpha %g, %s\n",
+            "%d negatives from %s, %d Langevin steps (eps %g, noise %g, clip %g), lr %g%s, alpha %g, %s%s\n",
             cfg.arch, n->nparams, d.n, cfg.digits, cfg.data_dir, (unsigned long long)cfg.iters, (unsigned long long)nb,
             h->batch, h->n_samples, h->buffer_size ? "a replay buffer" : "noise (short-run)", h->steps, h->lv.eps,
-            h->lv.sigma < 0 ? (double)langevin_sigma(&h->lv) : (double)h->lv.sigma, h->lv.grad_clip, h->lr, h->alpha,
-            device < 0 ? "cpu" : "cuda");
+            h->lv.sigma < 0 ? (double)langevin_sigma(&h->lv) : (double)h->lv.sigma, h->lv.grad_clip, h->lr, lr_note, h->alpha,
+            device < 0 ? "cpu" : "cuda", gpus > 1 ? " (data-parallel on several GPUs)" : "");
     install_handlers();
     train_run_opts o = {
         .out = out,

@@ -192,9 +192,9 @@ static void test_resume_continues_bit_for_bit(void **state) {
     snprintf(path, sizeof path, "%s/half.safetensors", tmp);
 
     trainer *a, *b, *r;
-    assert_int_equal(trainer_create(&c, &d, 2, -1, &a), EBM_STATUS_OK);
+    assert_int_equal(trainer_create(&c, &d, (train_place){-1, 1, 2}, &a), EBM_STATUS_OK);
     run_iters(a, 6);
-    assert_int_equal(trainer_create(&c, &d, 2, -1, &b), EBM_STATUS_OK);
+    assert_int_equal(trainer_create(&c, &d, (train_place){-1, 1, 2}, &b), EBM_STATUS_OK);
     run_iters(b, 3);
     assert_int_equal(trainer_save(b, path), EBM_STATUS_OK);
     trainer_free(b);
@@ -205,7 +205,7 @@ static void test_resume_continues_bit_for_bit(void **state) {
     assert_int_equal(it, 3);
     assert_int_equal(pc.hp.buffer_size, 64);
     assert_true(pc.hp.lr == c.hp.lr && pc.hp.lv.eps == c.hp.lv.eps && pc.seed == c.seed);
-    assert_int_equal(trainer_resume(path, &pc, &d, 2, -1, &r), EBM_STATUS_OK);
+    assert_int_equal(trainer_resume(path, &pc, &d, (train_place){-1, 1, 2}, &r), EBM_STATUS_OK);
     assert_int_equal(trainer_iteration(r), 3);
     run_iters(r, 3);
     assert_int_equal(trainer_iteration(r), 6);
@@ -239,7 +239,7 @@ static void test_resume_refuses_changed_buffer_and_plain_models(void **state) {
     snprintf(path, sizeof path, "%s/ref.safetensors", tmp);
     snprintf(model, sizeof model, "%s/plain.safetensors", tmp);
     trainer *t;
-    assert_int_equal(trainer_create(&c, &d, 1, -1, &t), EBM_STATUS_OK);
+    assert_int_equal(trainer_create(&c, &d, (train_place){-1, 1, 1}, &t), EBM_STATUS_OK);
     run_iters(t, 1);
     assert_int_equal(trainer_save(t, path), EBM_STATUS_OK);
     assert_int_equal(ckpt_save(model, trainer_net(t), CKPT_FORMAT_MODEL, NULL, 0, NULL, 0), EBM_STATUS_OK);
@@ -247,11 +247,11 @@ static void test_resume_refuses_changed_buffer_and_plain_models(void **state) {
 
     train_config changed = c;
     changed.hp.buffer_size = 128;
-    assert_int_equal(trainer_resume(path, &changed, &d, 1, -1, &t), EBM_STATUS_BAD_ARG);
+    assert_int_equal(trainer_resume(path, &changed, &d, (train_place){-1, 1, 1}, &t), EBM_STATUS_BAD_ARG);
     printf("  %s\n", ebm_last_error());
     assert_non_null(strstr(ebm_last_error(), "--buffer"));
     assert_null(t);
-    assert_int_equal(trainer_resume(model, &c, &d, 1, -1, &t), EBM_STATUS_BAD_FILE);
+    assert_int_equal(trainer_resume(model, &c, &d, (train_place){-1, 1, 1}, &t), EBM_STATUS_BAD_FILE);
     printf("  %s\n", ebm_last_error());
     assert_non_null(strstr(ebm_last_error(), "cannot resume"));
     free_data(&d);
@@ -266,7 +266,7 @@ static void test_absurd_lr_stops_with_hint_and_keeps_checkpoint(void **state) {
     char path[512];
     snprintf(path, sizeof path, "%s/good.safetensors", tmp);
     trainer *t;
-    assert_int_equal(trainer_create(&c, &d, 1, -1, &t), EBM_STATUS_OK);
+    assert_int_equal(trainer_create(&c, &d, (train_place){-1, 1, 1}, &t), EBM_STATUS_OK);
     run_iters(t, 1);
     assert_int_equal(trainer_save(t, path), EBM_STATUS_OK);
     trainer_free(t);
@@ -281,7 +281,7 @@ static void test_absurd_lr_stops_with_hint_and_keeps_checkpoint(void **state) {
 
     c.hp.lr = 1e6f;
     c.iters = 50;
-    assert_int_equal(trainer_create(&c, &d, 1, -1, &t), EBM_STATUS_OK);
+    assert_int_equal(trainer_create(&c, &d, (train_place){-1, 1, 1}, &t), EBM_STATUS_OK);
     train_run_opts o = {.out = path, .checkpoint_every = 0};
     ebm_status s = trainer_run(t, &o);
     printf("  %s\n", ebm_last_error());
@@ -314,6 +314,7 @@ static void test_config_json_round_trip(void **state) {
     snprintf(c.arch, sizeof c.arch, "cnn-small-cond");
     snprintf(c.digits, sizeof c.digits, "5,7");
     c.limit = 300;
+    c.lr_cosine = 1, c.lr_final = 1e-6f;
     char *j = train_config_to_json(&c);
     assert_non_null(j);
     train_config_default(&r);
@@ -324,12 +325,29 @@ static void test_config_json_round_trip(void **state) {
     assert_true(r.hp.buffer_size == c.hp.buffer_size && r.hp.reinit == c.hp.reinit && r.hp.conditional == 1);
     assert_true(r.hp.alpha == c.hp.alpha && r.hp.beta2 == c.hp.beta2 && r.hp.lv.grad_clip == c.hp.lv.grad_clip);
     assert_true(r.limit == 300 && r.iters == c.iters);
+    assert_true(r.lr_cosine == 1 && r.lr_final == 1e-6f);
     assert_string_equal(r.arch, "cnn-small-cond");
     assert_string_equal(r.digits, "5,7");
     assert_int_equal(train_config_from_json("[1,2]", &r), EBM_STATUS_BAD_FILE);
     c.hp.reinit = 1.5f;
     assert_int_equal(train_config_check(&c), EBM_STATUS_BAD_ARG);
     assert_non_null(strstr(ebm_last_error(), "--reinit"));
+}
+
+/* The cosine schedule: lr at the start, the mean halfway, lr_final at the end, falling. */
+static void test_lr_schedule(void **state) {
+    (void)state;
+    train_config c = tiny_config();
+    c.hp.lr = 2e-4f, c.iters = 1000;
+    assert_true(trainer_lr(&c, 0) == c.hp.lr && trainer_lr(&c, 999) == c.hp.lr); /* constant by default */
+    c.lr_cosine = 1, c.lr_final = 2e-5f;
+    assert_true(fabsf(trainer_lr(&c, 0) - 2e-4f) <= 1e-6f * 2e-4f);
+    assert_true(fabsf(trainer_lr(&c, 500) - 1.1e-4f) <= 1e-6f * 1.1e-4f);
+    assert_true(fabsf(trainer_lr(&c, 1000) - 2e-5f) <= 1e-6f * 2e-5f && trainer_lr(&c, 5000) == trainer_lr(&c, 1000));
+    for (uint64_t it = 1; it <= 1000; it++) assert_true(trainer_lr(&c, it) <= trainer_lr(&c, it - 1));
+    c.lr_final = 3e-4f;
+    assert_int_equal(train_config_check(&c), EBM_STATUS_BAD_ARG);
+    assert_non_null(strstr(ebm_last_error(), "--lr-final"));
 }
 
 int main(void) {
@@ -342,6 +360,7 @@ int main(void) {
         cmocka_unit_test(test_resume_refuses_changed_buffer_and_plain_models),
         cmocka_unit_test(test_absurd_lr_stops_with_hint_and_keeps_checkpoint),
         cmocka_unit_test(test_config_json_round_trip),
+        cmocka_unit_test(test_lr_schedule),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     char cmd[300];

@@ -15,6 +15,7 @@
 
 #include "backend_cuda.h"
 #include "kernels.h"
+#include "replica.h"
 
 extern "C" {
 #include "../train/adam.h"
@@ -32,8 +33,10 @@ ebm_status cu_fail(cudaError_t e, const char *what, const char *file, int line) 
     return ebm_fail(s, "CUDA: %s failed: %s (%s:%d)%s", what, cudaGetErrorString(e), file, line, hint);
 }
 
-typedef struct {
+struct cuda_ctx {
     int dev, nout, S, B_cap, N_cap, shape;
+    int B_last, N_last;        /* shard sizes of the iteration in progress */
+    unsigned long long *csum;  /* replica checksum (device) */
     cudaStream_t st;
     size_t np;
     wlayout_src src;
@@ -49,12 +52,12 @@ typedef struct {
     /* sampling scratch, grown on demand */
     float *sx, *sE, *sg;
     int *sy, s_cap;
-} cuda_ctx;
+};
 
 static void ctx_free(cuda_ctx *c) {
     if (!c) return;
     void *dev_ptrs[] = {c->map, c->params, c->grads, c->m, c->v, c->wts, c->buf, c->xraw, c->x, c->E, c->part, c->win,
-                        c->slots, c->y, c->sums, c->flags, c->sx, c->sE, c->sg, c->sy};
+                        c->slots, c->y, c->sums, c->flags, c->sx, c->sE, c->sg, c->sy, c->csum};
     for (size_t i = 0; i < sizeof dev_ptrs / sizeof dev_ptrs[0]; i++) cudaFree(dev_ptrs[i]);
     for (int l = 0; l < 6; l++) cudaFree(c->dA[l]), cudaFree(c->dG[l]);
     if (c->h_sums) cudaFreeHost(c->h_sums);
@@ -249,21 +252,21 @@ void backend_cuda_set_shape(void *ctx, int shape) { ((cuda_ctx *)ctx)->shape = s
 
 const float *backend_cuda_weights(void *ctx) { return ((cuda_ctx *)ctx)->wts; }
 
-static ebm_status cuda_train_step(void *ctx, const float *x_pos, const int *y_pos, int B, const train_hparams *hp,
-                                  uint64_t iter, train_step_stats *st) {
-    cuda_ctx *c = (cuda_ctx *)ctx;
-    const int N = hp->n_samples;
+/* ---- one training iteration, in stages (replica.h) -------------------------------------- */
+
+ebm_status replica_grads(cuda_ctx *c, const float *x_pos, const int *y_pos, int B, int N, const CuShard *sh,
+                         int B_all, const train_hparams *hp, uint64_t iter) {
     EBM_ASSERT(B > 0 && B <= c->B_cap && N > 0 && N <= c->N_cap);
-    EBM_ASSERT(hp->buffer_size == c->S);
     const bool cond = hp->conditional != 0;
     if (cond) EBM_ASSERT(y_pos && c->nout > 1);
     CU_TRY(cudaSetDevice(c->dev));
     const uint64_t s = hp->lv.seed;
+    const int N_all = sh ? sh->n_all : N, neg0 = sh ? sh->neg0 : 0;
     /* 1-2. positives and chain starts */
     CU_TRY(cudaMemcpyAsync(c->xraw, x_pos, sizeof(float) * (size_t)B * 784, cudaMemcpyHostToDevice, c->st));
     if (cond) CU_TRY(cudaMemcpyAsync(c->y, y_pos, sizeof(int) * (size_t)B, cudaMemcpyHostToDevice, c->st));
     EBM_TRY(cu_batch(c->x, c->slots, c->y + B, c->xraw, B, N, c->buf, c->S, c->nout, s, iter, hp->data_noise, hp->reinit,
-                     hp->lv.lo, hp->lv.hi, c->st));
+                     hp->lv.lo, hp->lv.hi, sh, c->st));
     /* 3. Langevin on the negatives */
     CU_TRY(cudaMemsetAsync(c->flags, 0xff, sizeof(unsigned long long), c->st));
     if (hp->steps > 0) {
@@ -274,41 +277,98 @@ static ebm_status cuda_train_step(void *ctx, const float *x_pos, const int *y_po
         a.x = c->x + (size_t)B * 784, a.y = cond ? c->y + B : NULL, a.W = c->wts;
         a.n = N, a.steps = hp->steps, a.final_eval = 0, a.mala = 0;
         a.eps = lv.eps, a.sigma = langevin_sigma(&lv), a.clip = lv.grad_clip, a.lo = lv.lo, a.hi = lv.hi;
-        a.seed = s, a.chain0 = (uint32_t)(iter * (uint64_t)N), a.step0 = 0, a.bad = c->flags;
+        a.seed = s, a.chain0 = (uint32_t)(iter * (uint64_t)N_all + (uint64_t)neg0), a.step0 = 0, a.bad = c->flags;
         EBM_TRY(cu_chains(&a, c->nout, c->shape, c->st));
     }
     /* 4. write-back */
     if (c->S > 0) EBM_TRY(cu_writeback(c->buf, c->win, c->slots, c->x + (size_t)B * 784, N, c->st));
-    /* 5. loss and parameter gradient */
+    /* 5. loss and parameter gradient, normalised by the whole batch */
     TrArgs t;
     memset(&t, 0, sizeof t);
     t.x = c->x, t.y = cond ? c->y : NULL, t.W = c->wts, t.npos = B, t.nneg = N, t.alpha = hp->alpha, t.E = c->E;
+    t.npos_all = B_all, t.nneg_all = N_all;
     for (int l = 0; l < 6; l++) t.dA[l] = c->dA[l], t.dG[l] = c->dG[l];
     EBM_TRY(cu_train_pass(&t, c->nout, c->st));
     EBM_TRY(cu_wgrad(c->grads, c->part, c->dA, c->dG, B + N, c->nout, c->src.w_off, c->src.b_off, c->st));
-    EBM_TRY(cu_sums(c->sums, c->E, B, N, c->grads, c->np, c->st));
+    c->B_last = B, c->N_last = N;
+    return EBM_STATUS_OK;
+}
+
+ebm_status replica_sums(cuda_ctx *c) {
+    CU_TRY(cudaSetDevice(c->dev));
+    return cu_sums(c->sums, c->E, c->B_last, c->N_last, c->grads, c->np, c->st);
+}
+
+ebm_status replica_fetch(cuda_ctx *c) {
+    CU_TRY(cudaSetDevice(c->dev));
     CU_TRY(cudaMemcpyAsync(c->h_sums, c->sums, 5 * sizeof(double), cudaMemcpyDeviceToHost, c->st));
     CU_TRY(cudaMemcpyAsync(c->h_sums + 5, c->flags, sizeof(unsigned long long), cudaMemcpyDeviceToHost, c->st));
-    CU_TRY(cudaStreamSynchronize(c->st));
+    return EBM_STATUS_OK;
+}
+
+ebm_status replica_read(cuda_ctx *c, int B_all, int N_all, const train_hparams *hp, train_step_stats *st) {
     unsigned long long bad;
     memcpy(&bad, c->h_sums + 5, sizeof bad);
     if (bad != ~0ull) return diverged(bad, 0, hp->steps);
     const double *h = c->h_sums;
-    const double e_pos = h[0] / B, e_neg = h[2] / N;
-    const double loss = e_pos - e_neg + hp->alpha * (h[1] / B + h[3] / N);
+    const double e_pos = h[0] / B_all, e_neg = h[2] / N_all;
+    const double loss = e_pos - e_neg + hp->alpha * (h[1] / B_all + h[3] / N_all);
     st->loss = (float)loss;
     st->e_pos = (float)e_pos;
     st->e_neg = (float)e_neg;
     st->grad_norm = (float)sqrt(h[4]);
     if (!isfinite(loss) || !isfinite(h[4]))
         return ebm_fail(EBM_STATUS_DIVERGED, "loss %g, gradient norm %g (not finite)", loss, sqrt(h[4]));
-    /* 6. Adam, then the kernels' weight copy */
+    return EBM_STATUS_OK;
+}
+
+ebm_status replica_update(cuda_ctx *c, const train_hparams *hp, uint64_t iter) {
+    CU_TRY(cudaSetDevice(c->dev));
     adam_params ap = {hp->lr, hp->beta1, hp->beta2, hp->adam_eps};
     float step_size, sqrt_bc2;
     adam_factors(&ap, iter + 1, &step_size, &sqrt_bc2);
     EBM_TRY(cu_adam(c->params, c->grads, c->m, c->v, c->np, step_size, ap.beta1, ap.beta2, ap.eps, sqrt_bc2, c->st));
     EBM_TRY(cu_prep_weights(c->wts, c->params, c->map, c->st));
     return EBM_STATUS_OK;
+}
+
+ebm_status replica_checksum(cuda_ctx *c, unsigned long long *out) {
+    CU_TRY(cudaSetDevice(c->dev));
+    EBM_TRY(cu_checksum(c->csum, c->params, c->np, c->st));
+    CU_TRY(cudaMemcpyAsync(out, c->csum, sizeof *out, cudaMemcpyDeviceToHost, c->st));
+    CU_TRY(cudaStreamSynchronize(c->st));
+    return EBM_STATUS_OK;
+}
+
+ebm_status replica_sync(cuda_ctx *c) {
+    CU_TRY(cudaSetDevice(c->dev));
+    CU_TRY(cudaStreamSynchronize(c->st));
+    return EBM_STATUS_OK;
+}
+
+ebm_status replica_buffer_init(cuda_ctx *c, int q0, const train_hparams *hp) {
+    CU_TRY(cudaSetDevice(c->dev));
+    return cu_buffer_init(c->buf, c->S, q0, hp->lv.seed, hp->lv.lo, hp->lv.hi, c->st);
+}
+
+int replica_device(const cuda_ctx *c) { return c->dev; }
+cudaStream_t replica_stream(const cuda_ctx *c) { return c->st; }
+float *replica_grads_buf(cuda_ctx *c) { return c->grads; }
+double *replica_sums_buf(cuda_ctx *c) { return c->sums; }
+size_t replica_nparams(const cuda_ctx *c) { return c->np; }
+
+static ebm_status cuda_train_step(void *ctx, const float *x_pos, const int *y_pos, int B, const train_hparams *hp,
+                                  uint64_t iter, train_step_stats *st) {
+    cuda_ctx *c = (cuda_ctx *)ctx;
+    const int N = hp->n_samples;
+    EBM_ASSERT(hp->buffer_size == c->S);
+    EBM_TRY(replica_grads(c, x_pos, y_pos, B, N, NULL, B, hp, iter));
+    EBM_TRY(replica_sums(c));
+    EBM_TRY(replica_fetch(c));
+    CU_TRY(cudaStreamSynchronize(c->st));
+    EBM_TRY(replica_read(c, B, N, hp, st));
+    /* 6. Adam, then the kernels' weight copy */
+    return replica_update(c, hp, iter);
 }
 
 static ebm_status cuda_pull(void *ctx, net *host, float *buffer) {
@@ -376,6 +436,7 @@ static ebm_status create(cuda_ctx *c, net *host, const train_hparams *hp, int de
     EBM_TRY(dalloc(&c->wts, WL_TOTAL));
     CU_TRY(cudaMemset(c->wts, 0, sizeof(float) * WL_TOTAL));
     EBM_TRY(dalloc(&c->flags, 2));
+    EBM_TRY(dalloc(&c->csum, 1));
     CU_TRY(cudaMallocHost((void **)&c->h_sums, 8 * sizeof(double)));
     if (hp->buffer_size < 0 || hp->batch < 0 || hp->n_samples < 0)
         return ebm_fail(EBM_STATUS_BAD_ARG, "negative buffer, batch or sample count");
@@ -396,20 +457,38 @@ static ebm_status create(cuda_ctx *c, net *host, const train_hparams *hp, int de
         }
         EBM_TRY(dalloc(&c->part, cu_wgrad_scratch(n)));
         EBM_TRY(dalloc(&c->sums, 5));
-        EBM_TRY(cu_buffer_init(c->buf, c->S, hp->lv.seed, hp->lv.lo, hp->lv.hi, c->st));
+        EBM_TRY(cu_buffer_init(c->buf, c->S, 0, hp->lv.seed, hp->lv.lo, hp->lv.hi, c->st));
     }
     return upload(c, host);
 }
 
-ebm_status backend_cuda_create(net *host, const train_hparams *hp, int device, train_backend *out) {
-    memset(out, 0, sizeof *out);
+ebm_status replica_create(net *host, const train_hparams *hp, int device, cuda_ctx **out) {
+    *out = NULL;
     cuda_ctx *c = (cuda_ctx *)ebm_alloc(sizeof *c);
     if (!c) return ebm_fail(EBM_STATUS_NOMEM, "out of memory for the CUDA backend");
+    memset(c, 0, sizeof *c);
     const ebm_status s = create(c, host, hp, device);
     if (s != EBM_STATUS_OK) {
         ctx_free(c);
         return s;
     }
+    *out = c;
+    return EBM_STATUS_OK;
+}
+
+void replica_free(cuda_ctx *c) { ctx_free(c); }
+
+ebm_status replica_pull(cuda_ctx *c, net *host, float *buffer) { return cuda_pull(c, host, buffer); }
+ebm_status replica_push(cuda_ctx *c, const net *host, const float *buffer) { return cuda_push(c, host, buffer); }
+ebm_status replica_sample(cuda_ctx *c, float *x, const int *y, int n, int steps, const langevin_params *p,
+                          langevin_stats *stats, langevin_snapshot_fn snap, void *ud, int every) {
+    return cuda_sample(c, x, y, n, steps, p, stats, snap, ud, every);
+}
+
+ebm_status backend_cuda_create(net *host, const train_hparams *hp, int device, train_backend *out) {
+    memset(out, 0, sizeof *out);
+    cuda_ctx *c;
+    EBM_TRY(replica_create(host, hp, device, &c));
     out->name = "cuda";
     out->ctx = c;
     out->train_step = cuda_train_step;

@@ -22,6 +22,10 @@ void backend_cuda_set_shape(void *ctx, int shape);
  * launch the chain kernel directly. */
 const float *backend_cuda_weights(void *ctx);
 
+/* Mean time of the gradient all-reduce per iteration so far (ms, GPU 0's stream), for the
+ * scaling benchmark.  ctx: a backend_cuda_multi_create backend's ctx with gpus > 1. */
+double backend_cuda_multi_allreduce_ms(void *ctx);
+
 #ifdef __cplusplus
 }
 #endif

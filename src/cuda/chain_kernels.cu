@@ -51,10 +51,11 @@ int cu_chain_shapes(cu_shape *out, int max) {
     return NSHAPES;
 }
 
-/* Measured on an H100 (docs/PERF_CUDA.md, 60 steps): up to one chain per SM, one image per
- * block of 512 threads (batch 128: 1.69 M image-steps/s against 1.40 M for 256 threads x 2
- * blocks); beyond, 256 threads and two blocks per SM (batch 1024 and 8192: 2.29 and
- * 2.35 M, the best of the five shapes; two images per block came within 3%). */
+/* Measured on an H100 (docs/PERF_CUDA.md, run 2, 60 steps): version 2's work split and
+ * register reuse (POL_PAR | POL_REUSE) win at every batch: up to one chain per SM, one
+ * image per block of 512 threads (batch 128: 2.40 M image-steps/s, against 1.69 M for
+ * version 1's best); beyond, two images per block of 512 (batch 8192: 3.41 M against
+ * 2.35 M). */
 int cu_chain_pick(int n) {
     static int sms = 0;
     if (!sms) {
@@ -62,25 +63,27 @@ int cu_chain_pick(int n) {
         if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
             sms = 132;
     }
-    return n <= sms ? 2 : 1;
+    return n <= sms ? 9 : 10;
 }
 
 template <int NOUT>
 static ebm_status chains_nout(const LvArgs *a, int shape, cudaStream_t st) {
     if (a->mala) return launch_chains<1, 256, NOUT, true>(a, st);
-    if (shape < 0 || (NOUT != 1 && shape >= 5)) shape = cu_chain_pick(a->n);
+    /* the ten-output head has version 1's shapes and the two version-2 shapes that
+     * cu_chain_pick takes (5-8 are compiled for one output only, to keep the build short) */
+    if (shape < 0 || (NOUT != 1 && shape >= 5 && shape <= 8)) shape = cu_chain_pick(a->n);
     if constexpr (NOUT == 1) {
         switch (shape) {
         case 5: return launch_chains<1, 256, NOUT, false, 2, POL_PAR>(a, st);
         case 6: return launch_chains<1, 512, NOUT, false, 1, POL_PAR>(a, st);
         case 7: return launch_chains<2, 512, NOUT, false, 1, POL_PAR>(a, st);
         case 8: return launch_chains<1, 256, NOUT, false, 2, POL_PAR | POL_REUSE>(a, st);
-        case 9: return launch_chains<1, 512, NOUT, false, 1, POL_PAR | POL_REUSE>(a, st);
-        case 10: return launch_chains<2, 512, NOUT, false, 1, POL_PAR | POL_REUSE>(a, st);
         default: break;
         }
     }
     switch (shape) {
+    case 9: return launch_chains<1, 512, NOUT, false, 1, POL_PAR | POL_REUSE>(a, st);
+    case 10: return launch_chains<2, 512, NOUT, false, 1, POL_PAR | POL_REUSE>(a, st);
     case 0: return launch_chains<1, 256, NOUT, false, 1>(a, st);
     case 1: return launch_chains<1, 256, NOUT, false, 2>(a, st);
     case 2: return launch_chains<1, 512, NOUT, false, 1>(a, st);

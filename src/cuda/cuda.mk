@@ -17,6 +17,19 @@ NVCCFLAGS  := -std=c++17 -O3 -lineinfo -split-compile=0 -gencode arch=compute_$(
 CUDA_LIBS  := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lstdc++
 CB         := $(BUILD)/cuda
 
+# NCCL (multi-GPU training, backend_multi.cu): nccl.h and libnccl.so.2 under NCCL_HOME, the
+# CUDA toolkit or /usr; without it --gpus N > 1 says the build lacks NCCL.
+NCCL_HOME  ?=
+NCCL_INC   := $(firstword $(foreach d,$(NCCL_HOME) $(CUDA_HOME) /usr,$(if $(wildcard $(d)/include/nccl.h),$(d)/include)))
+NCCL_LIB   := $(firstword $(foreach d,$(NCCL_HOME)/lib $(CUDA_HOME)/lib64 /usr/lib/x86_64-linux-gnu,$(if $(wildcard $(d)/libnccl.so.2),$(d))))
+ifneq ($(and $(NCCL_INC),$(NCCL_LIB)),)
+NVCCFLAGS  += -DEBM_HAVE_NCCL -I$(NCCL_INC)
+CUDA_LIBS  += -L$(NCCL_LIB) -Wl,-rpath,$(NCCL_LIB) -l:libnccl.so.2
+$(info cuda.mk: NCCL found: $(NCCL_INC)/nccl.h, $(NCCL_LIB)/libnccl.so.2)
+else
+$(info cuda.mk: NCCL not found (set NCCL_HOME): --gpus N > 1 unavailable)
+endif
+
 CU_SRC     := $(wildcard src/cuda/*.cu)
 CU_OBJ     := $(CU_SRC:%.cu=$(BUILD)/%.o) $(BUILD)/src/cuda/wlayout.o
 CU_HDR     := $(wildcard src/cuda/*.h src/cuda/*.cuh)
@@ -30,7 +43,7 @@ CUDA_LIB_OBJ := $(filter-out $(BUILD)/src/train/backend_nocuda.o,$(LIB_OBJ))
 .PHONY: cuda-all cuda-tests cuda-test
 cuda-all: $(CB)/ebm cuda-tests
 	@echo "built $(CB)/ebm with the CUDA backend ($(CUDA_ARCH))"
-cuda-tests: $(CB)/test_fused_emu $(CB)/test_cuda_parity $(CB)/cuda_bench
+cuda-tests: $(CB)/test_fused_emu $(CB)/test_cuda_parity $(CB)/test_multi_gpu $(CB)/cuda_bench
 
 $(BUILD)/src/cuda/%.o: src/cuda/%.cu $(CU_HDR)
 	@mkdir -p $(dir $@)
@@ -57,6 +70,7 @@ SANITIZER ?= $(CUDA_HOME)/bin/compute-sanitizer
 cuda-test: cuda-tests
 	$(CB)/test_fused_emu
 	$(CB)/test_cuda_parity
+	$(CB)/test_multi_gpu
 	EBM_CUDA_QUICK=1 $(SANITIZER) --tool memcheck --leak-check full --error-exitcode 3 $(CB)/test_cuda_parity
 	EBM_CUDA_QUICK=1 $(SANITIZER) --tool racecheck --error-exitcode 3 $(CB)/test_cuda_parity
 	EBM_CUDA_QUICK=1 $(SANITIZER) --tool synccheck --error-exitcode 3 $(CB)/test_cuda_parity

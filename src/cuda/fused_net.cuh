@@ -67,6 +67,8 @@ struct TrArgs {
     const int *y;   /* labels or NULL */
     const float *W;
     int npos, nneg;
+    int npos_all, nneg_all; /* the loss's denominators: the whole batch when this pass is one GPU's
+                               shard of a data-parallel step (backend_multi.cu); 0 = npos, nneg */
     float alpha;
     float *E;              /* (npos + nneg) energies out */
     float *dA[6];          /* layer inputs A0..A5, Lay strides */
@@ -475,7 +477,7 @@ struct FusedNet {
                 const int gi = img0 + t;
                 const bool pos = gi < a.npos;
                 head(M + t * Y::MI_IS, a.y ? a.y[gi] : -1, true, pos ? 1.0f : -1.0f,
-                     (float)(pos ? a.npos : a.nneg), a.alpha);
+                     (float)(pos ? (a.npos_all ? a.npos_all : a.npos) : (a.nneg_all ? a.nneg_all : a.nneg)), a.alpha);
                 a.E[gi] = M[t * Y::MI_IS + Y::MI_E];
             } else if (t < IMG) {
                 for (int j = 0; j < 16; j++) M[t * Y::MI_IS + Y::MI_DOUT + j] = 0.0f;

@@ -43,13 +43,24 @@ ebm_status cu_sums(double *sums, const float *E, int npos, int nneg, const float
 /* One Adam step (adam.h's arithmetic). */
 ebm_status cu_adam(float *p, const float *g, float *m, float *v, size_t n, float lr_step, float b1, float b2,
                    float eps, float sqrt_bc2, cudaStream_t st);
-/* Replay-buffer slot q < S gets lo + (hi - lo) * uniform(seed, START, q, 1). */
-ebm_status cu_buffer_init(float *buf, int S, uint64_t seed, float lo, float hi, cudaStream_t st);
+/* Replay-buffer slot q < S gets lo + (hi - lo) * uniform(seed, START, q0 + q, 1) (q0: the
+ * first slot of this GPU's shard in the whole buffer). */
+ebm_status cu_buffer_init(float *buf, int S, int q0, uint64_t seed, float lo, float hi, cudaStream_t st);
+/* Where one GPU's share of a data-parallel batch sits in the whole batch: its first positive
+ * and first negative, and the whole batch's negative count (the chains' RNG counters). */
+typedef struct {
+    int pos0, neg0, n_all;
+} CuShard;
 /* Positives (noisy, clamped) into x[0..B) and chain starts into x[B..B+N) (trainer.h 1-2);
- * slots[j] and labels yneg[j] for the negatives. */
+ * slots[j] and labels yneg[j] for the negatives.  shard: NULL for the whole batch, else the
+ * random numbers are those of positives pos0.. and chains neg0.. of the whole batch, and
+ * buffer slots are picked in this GPU's S-slot shard of the replay buffer. */
 ebm_status cu_batch(float *x, int *slots, int *yneg, const float *xpos_raw, int B, int N, const float *buf, int S,
                     int out_dim, uint64_t seed, uint64_t iter, float data_noise, float reinit, float lo, float hi,
-                    cudaStream_t st);
+                    const CuShard *shard, cudaStream_t st);
+/* Order-independent 64-bit checksum of n floats' bit patterns into *out (device), for
+ * checking that data-parallel replicas hold the same parameters. */
+ebm_status cu_checksum(unsigned long long *out, const float *p, size_t n, cudaStream_t st);
 /* buffer[slots[j]] = xneg[j], the larger j winning on a shared slot; win: S ints scratch. */
 ebm_status cu_writeback(float *buf, int *win, const int *slots, const float *xneg, int N, cudaStream_t st);
 /* n normals and uniforms of (seed, stream, a, b) (parity tests of the device Philox). */

@@ -183,17 +183,17 @@ __device__ void noise4(float *x, uint64_t seed, uint32_t a, uint32_t b, int q, f
     for (int j = 0; j < 4; j++) x[4 * q + j] = FADD(lo, FMUL(FSUB(hi, lo), u[j]));
 }
 
-__global__ void k_buffer_init(float *buf, int S, uint64_t seed, float lo, float hi) {
+__global__ void k_buffer_init(float *buf, int S, int q0, uint64_t seed, float lo, float hi) {
     const size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= (size_t)S * 196) return;
     const int q = (int)(i / 196), blk = (int)(i % 196);
-    noise4(buf + (size_t)q * 784, seed, (uint32_t)q, 1, blk, lo, hi);
+    noise4(buf + (size_t)q * 784, seed, (uint32_t)(q0 + q), 1, blk, lo, hi);
 }
 
-ebm_status cu_buffer_init(float *buf, int S, uint64_t seed, float lo, float hi, cudaStream_t st) {
+ebm_status cu_buffer_init(float *buf, int S, int q0, uint64_t seed, float lo, float hi, cudaStream_t st) {
     if (S <= 0) return EBM_STATUS_OK;
     const size_t n = (size_t)S * 196;
-    k_buffer_init<<<(unsigned)((n + 255) / 256), 256, 0, st>>>(buf, S, seed, lo, hi);
+    k_buffer_init<<<(unsigned)((n + 255) / 256), 256, 0, st>>>(buf, S, q0, seed, lo, hi);
     CU_TRY(cudaGetLastError());
     return EBM_STATUS_OK;
 }
@@ -207,40 +207,43 @@ __device__ int chain_slot(uint64_t seed, uint64_t iter, int j, int S, bool *fres
 }
 
 __global__ void k_batch(float *x, int *slots, int *yneg, const float *xpos, int B, int N, const float *buf, int S,
-                        int out_dim, uint64_t seed, uint64_t iter, float dn, float reinit, float lo, float hi) {
+                        int out_dim, uint64_t seed, uint64_t iter, float dn, float reinit, float lo, float hi,
+                        CuShard sh) {
     const size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= (size_t)(B + N) * 196) return;
     const int img = (int)(i / 196), q = (int)(i % 196);
     float *xi = x + (size_t)img * 784;
     if (img < B) { /* 1. positives: clamp(x + data_noise * z) */
         float z[4];
-        hd_normal4(seed, TRAIN_STREAM_POS, (uint32_t)iter, (uint32_t)img, (uint32_t)q, z);
+        hd_normal4(seed, TRAIN_STREAM_POS, (uint32_t)iter, (uint32_t)(sh.pos0 + img), (uint32_t)q, z);
         for (int j = 0; j < 4; j++) {
             const int e = 4 * q + j;
             xi[e] = hd_clampf(FADD(xpos[(size_t)img * 784 + e], FMUL(dn, z[j])), lo, hi);
         }
         return;
     }
-    const int j = img - B; /* 2. chain starts */
-    const uint32_t a = (uint32_t)(iter * (uint64_t)N + (uint64_t)j);
+    const int jl = img - B, j = sh.neg0 + jl; /* 2. chain starts: jl in this shard, j in the batch */
+    const uint32_t a = (uint32_t)(iter * (uint64_t)sh.n_all + (uint64_t)j);
     bool fresh = true;
-    if (S > 0) {
+    if (S > 0) { /* the slot lies in this GPU's shard of the buffer */
         const int slot = chain_slot(seed, iter, j, S, &fresh, reinit);
-        if (q == 0) slots[j] = slot, yneg[j] = slot % out_dim;
+        if (q == 0) slots[jl] = slot, yneg[jl] = slot % out_dim;
         if (!fresh)
             for (int k = 0; k < 4; k++) xi[4 * q + k] = buf[(size_t)slot * 784 + 4 * q + k];
     } else if (q == 0) {
-        yneg[j] = (int)(hd_uniform_at(seed, TRAIN_STREAM_BUFFER, (uint32_t)iter, (uint32_t)j, 2) * out_dim);
+        yneg[jl] = (int)(hd_uniform_at(seed, TRAIN_STREAM_BUFFER, (uint32_t)iter, (uint32_t)j, 2) * out_dim);
     }
     if (fresh) noise4(xi, seed, a, 0, q, lo, hi);
 }
 
 ebm_status cu_batch(float *x, int *slots, int *yneg, const float *xpos, int B, int N, const float *buf, int S,
                     int out_dim, uint64_t seed, uint64_t iter, float dn, float reinit, float lo, float hi,
-                    cudaStream_t st) {
+                    const CuShard *shard, cudaStream_t st) {
     const size_t n = (size_t)(B + N) * 196;
+    CuShard sh = {0, 0, N};
+    if (shard) sh = *shard;
     k_batch<<<(unsigned)((n + 255) / 256), 256, 0, st>>>(x, slots, yneg, xpos, B, N, buf, S, out_dim, seed, iter, dn,
-                                                        reinit, lo, hi);
+                                                        reinit, lo, hi, sh);
     CU_TRY(cudaGetLastError());
     return EBM_STATUS_OK;
 }
@@ -357,5 +360,27 @@ ebm_status cu_peak_copy(double *bps) {
     cudaEventDestroy(e1);
     CU_TRY(cudaFree(a));
     CU_TRY(cudaFree(b));
+    return EBM_STATUS_OK;
+}
+
+/* ---- replica checksum (data-parallel training) ---------------------------------------------- */
+/* Sum over i of splitmix64(i << 32 | bits(p[i])): integer addition is order-free, so the
+ * value depends on the bits alone, and any changed bit or moved value changes it. */
+__global__ void k_checksum(unsigned long long *out, const float *p, size_t n) {
+    unsigned long long s = 0;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        unsigned long long z = ((unsigned long long)i << 32 | __float_as_uint(p[i])) + 0x9e3779b97f4a7c15ull;
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+        s += z ^ (z >> 31);
+    }
+    for (int o = 16; o; o >>= 1) s += __shfl_down_sync(0xffffffffu, s, o);
+    if (threadIdx.x % 32 == 0) atomicAdd(out, s);
+}
+
+ebm_status cu_checksum(unsigned long long *out, const float *p, size_t n, cudaStream_t st) {
+    CU_TRY(cudaMemsetAsync(out, 0, sizeof *out, st));
+    k_checksum<<<64, 256, 0, st>>>(out, p, n);
+    CU_TRY(cudaGetLastError());
     return EBM_STATUS_OK;
 }

@@ -51,6 +51,9 @@ typedef struct train_backend {
     ebm_status (*pull)(void *ctx, net *host, float *buffer);
     ebm_status (*push)(void *ctx, const net *host, const float *buffer);
     void (*destroy)(void *ctx);
+    /* Backends with several copies of the parameters (data-parallel, several GPUs): checks
+     * that every copy is bit-identical; DIVERGED naming the copies when not.  NULL otherwise. */
+    ebm_status (*verify)(void *ctx, uint64_t iter);
 } train_backend;
 
 /* The CPU reference backend, operating on `host` directly. */
@@ -58,5 +61,11 @@ ebm_status backend_cpu_create(net *host, const train_hparams *hp, train_backend 
 /* The CUDA backend (returns EBM_STATUS_UNSUPPORTED with a clear message when this build has
  * no CUDA or no GPU is present). device = GPU index. */
 ebm_status backend_cuda_create(net *host, const train_hparams *hp, int device, train_backend *out);
+/* Data-parallel training on GPUs device .. device + gpus - 1 of this host, one process,
+ * NCCL (backend_multi.cu): each GPU runs batch/gpus positives, n_samples/gpus chains and its
+ * buffer_size/gpus shard of the replay buffer; the gradients are summed by all-reduce and
+ * every GPU takes the same Adam step.  gpus = 1 is backend_cuda_create.  UNSUPPORTED when
+ * this build has no CUDA or no NCCL. */
+ebm_status backend_cuda_multi_create(net *host, const train_hparams *hp, int device, int gpus, train_backend *out);
 
 #endif

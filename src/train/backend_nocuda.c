@@ -13,3 +13,8 @@ ebm_status backend_cuda_create(net *host, const train_hparams *hp, int device, t
     return ebm_fail(EBM_STATUS_UNSUPPORTED,
                     "this ebm was built without CUDA: rebuild on a machine with nvcc (make cuda)");
 }
+
+ebm_status backend_cuda_multi_create(net *host, const train_hparams *hp, int device, int gpus, train_backend *out) {
+    (void)gpus;
+    return backend_cuda_create(host, hp, device, out);
+}

@@ -90,6 +90,8 @@ char *train_config_to_json(const train_config *c) {
     cJSON_AddNumberToObject(j, "buffer", h->buffer_size);
     cJSON_AddNumberToObject(j, "reinit", h->reinit);
     cJSON_AddBoolToObject(j, "conditional", h->conditional);
+    cJSON_AddStringToObject(j, "lr_decay", c->lr_cosine ? "cosine" : "none");
+    cJSON_AddNumberToObject(j, "lr_final", c->lr_final);
     char *s = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);
     return s;
@@ -141,8 +143,18 @@ ebm_status train_config_from_json(const char *json, train_config *c) {
     if (get_num(j, "reinit", &v)) h->reinit = (float)v;
     const cJSON *cond = cJSON_GetObjectItemCaseSensitive(j, "conditional");
     if (cJSON_IsBool(cond)) h->conditional = cJSON_IsTrue(cond);
+    char decay[16] = "";
+    get_str(j, "lr_decay", decay, sizeof decay);
+    if (decay[0]) c->lr_cosine = strcmp(decay, "cosine") == 0;
+    if (get_num(j, "lr_final", &v)) c->lr_final = (float)v;
     cJSON_Delete(j);
     return EBM_STATUS_OK;
+}
+
+float trainer_lr(const train_config *c, uint64_t it) {
+    if (!c->lr_cosine || c->iters == 0) return c->hp.lr;
+    const double f = it >= c->iters ? 1.0 : (double)it / (double)c->iters;
+    return (float)(c->lr_final + 0.5 * (c->hp.lr - c->lr_final) * (1.0 + cos(M_PI * f)));
 }
 
 ebm_status train_config_check(const train_config *c) {
@@ -162,6 +174,8 @@ ebm_status train_config_check(const train_config *c) {
     if (h->buffer_size < 0) BAD("--buffer must be >= 0 (got %d; 0 means short-run chains from noise)", h->buffer_size);
     if (!(h->reinit >= 0 && h->reinit <= 1)) BAD("--reinit must be a probability in [0, 1] (got %g)", h->reinit);
     if (c->limit < 0) BAD("--limit must be >= 0 (got %d)", c->limit);
+    if (!(c->lr_final >= 0 && c->lr_final <= h->lr))
+        BAD("--lr-final must be between 0 and --lr (got %g with --lr %g)", c->lr_final, h->lr);
     if ((uint64_t)h->n_samples * (c->iters + 1) > UINT32_MAX)
         BAD("--n-samples x iterations must stay below 2^32 (chain indices of the random numbers)");
 #undef BAD
@@ -182,7 +196,7 @@ void trainer_free(trainer *t) {
 }
 
 /* Everything but the parameters: buffers, backend.  The net is already in t->n. */
-static ebm_status setup(trainer *t, const train_config *c, const dataset *d, int threads, int device) {
+static ebm_status setup(trainer *t, const train_config *c, const dataset *d, train_place where) {
     t->cfg = *c;
     t->cfg.hp.lv.seed = c->seed;
     t->cfg.hp.lv.mala = 0;
@@ -205,23 +219,26 @@ static ebm_status setup(trainer *t, const train_config *c, const dataset *d, int
             if (d->y[i] >= t->n->out_dim)
                 return ebm_fail(EBM_STATUS_BAD_ARG, "label %d does not fit a model with %d classes", d->y[i], t->n->out_dim);
     t->nb = d->n / h->batch;
-    net_set_threads(t->n, threads);
+    net_set_threads(t->n, where.threads);
     t->perm = ebm_alloc(sizeof(int) * (size_t)d->n);
     t->xb = ebm_alloc(sizeof(float) * (size_t)h->batch * (size_t)t->n->in_dim);
     t->yb = ebm_alloc(sizeof(int) * (size_t)h->batch);
     if (h->buffer_size) t->buffer = ebm_alloc(sizeof(float) * (size_t)h->buffer_size * (size_t)t->n->in_dim);
     if (!t->perm || !t->xb || !t->yb || (h->buffer_size && !t->buffer))
         return ebm_fail(EBM_STATUS_NOMEM, "out of memory for batches and the replay buffer");
-    if (device < 0) return backend_cpu_create(t->n, h, &t->be);
-    return backend_cuda_create(t->n, h, device, &t->be);
+    if (where.device < 0) {
+        if (where.gpus > 1) return ebm_fail(EBM_STATUS_BAD_ARG, "--gpus %d needs --device cuda", where.gpus);
+        return backend_cpu_create(t->n, h, &t->be);
+    }
+    return backend_cuda_multi_create(t->n, h, where.device, where.gpus, &t->be);
 }
 
-ebm_status trainer_create(const train_config *c, const dataset *d, int threads, int device, trainer **out) {
+ebm_status trainer_create(const train_config *c, const dataset *d, train_place where, trainer **out) {
     *out = NULL;
     trainer *t = ebm_alloc(sizeof *t);
     if (!t) return ebm_fail(EBM_STATUS_NOMEM, "out of memory");
     ebm_status s = net_create(&t->n, c->arch, c->seed);
-    if (s == EBM_STATUS_OK) s = setup(t, c, d, threads, device);
+    if (s == EBM_STATUS_OK) s = setup(t, c, d, where);
     if (s != EBM_STATUS_OK) {
         trainer_free(t);
         return s;
@@ -264,7 +281,7 @@ ebm_status trainer_peek(const char *path, train_config *c, uint64_t *iteration, 
     return s;
 }
 
-ebm_status trainer_resume(const char *path, const train_config *c, const dataset *d, int threads, int device,
+ebm_status trainer_resume(const char *path, const train_config *c, const dataset *d, train_place where,
                           trainer **out) {
     *out = NULL;
     st_file f;
@@ -299,7 +316,7 @@ ebm_status trainer_resume(const char *path, const train_config *c, const dataset
     if (s == EBM_STATUS_OK) s = read_state(&f, NULL, &t->iter, &t->elapsed);
     if (s == EBM_STATUS_OK) s = st_get_f32(&f, "adam.m", t->n->adam_m, t->n->nparams);
     if (s == EBM_STATUS_OK) s = st_get_f32(&f, "adam.v", t->n->adam_v, t->n->nparams);
-    if (s == EBM_STATUS_OK) s = setup(t, c, d, threads, device);
+    if (s == EBM_STATUS_OK) s = setup(t, c, d, where);
     if (s == EBM_STATUS_OK && t->cfg.hp.buffer_size)
         s = st_get_f32(&f, "buffer", t->buffer, (size_t)t->cfg.hp.buffer_size * (size_t)t->n->in_dim);
     if (s == EBM_STATUS_OK) s = t->be.push(t->be.ctx, t->n, t->buffer);
@@ -337,7 +354,9 @@ ebm_status trainer_step(trainer *t, train_step_stats *st) {
     const uint64_t it = t->iter;
     load_batch(t, it);
     memset(st, 0, sizeof *st);
-    ebm_status s = t->be.train_step(t->be.ctx, t->xb, t->yb, t->cfg.hp.batch, &t->cfg.hp, it, st);
+    train_hparams hp = t->cfg.hp;
+    hp.lr = trainer_lr(&t->cfg, it);
+    ebm_status s = t->be.train_step(t->be.ctx, t->xb, t->yb, hp.batch, &hp, it, st);
     if (s == EBM_STATUS_OK && !(fabsf(st->e_pos) <= TRAIN_ENERGY_LIMIT && fabsf(st->e_neg) <= TRAIN_ENERGY_LIMIT))
         s = ebm_fail(EBM_STATUS_DIVERGED, "mean energies E+ %g, E- %g (beyond +-%g)", st->e_pos, st->e_neg,
                      TRAIN_ENERGY_LIMIT);
@@ -346,6 +365,7 @@ ebm_status trainer_step(trainer *t, train_step_stats *st) {
         return s;
     }
     t->iter = it + 1;
+    if (t->be.verify && t->iter % TRAIN_VERIFY_EVERY == 0) return t->be.verify(t->be.ctx, t->iter);
     return EBM_STATUS_OK;
 }
 
@@ -362,6 +382,7 @@ static ebm_status check_finite(const trainer *t, const char *path) {
 }
 
 ebm_status trainer_save(trainer *t, const char *path) {
+    if (t->be.verify) EBM_TRY(t->be.verify(t->be.ctx, t->iter));
     EBM_TRY(t->be.pull(t->be.ctx, t->n, t->buffer));
     EBM_TRY(check_finite(t, path));
     const net *n = t->n;

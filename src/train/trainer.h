@@ -83,7 +83,13 @@ typedef struct {
     char digits[64];           /* "all", "3", "5,7" */
     int limit;                 /* first `limit` selected images; 0 = all */
     uint64_t iters;            /* total iterations to reach (not "more") */
+    int lr_cosine;             /* 1: the learning rate falls from hp.lr to lr_final along a half
+                                  cosine over iters (trainer_lr); 0: constant hp.lr */
+    float lr_final;
 } train_config;
+
+/* The learning rate of iteration it (0-based) under c's schedule. */
+float trainer_lr(const train_config *c, uint64_t it);
 
 /* The peer recipe (shared/bench/README.md): batch 128, lr 1e-4, Adam betas (0, 0.999),
  * 60 Langevin steps of eps 10 on gradients clipped to 0.03 with noise 0.005, alpha 0.1,
@@ -98,15 +104,25 @@ ebm_status train_config_check(const train_config *c);
 
 typedef struct trainer trainer;
 
-/* device: -1 for the CPU backend, else the CUDA device index.  threads: 0 = all cores.
- * d must outlive the trainer and hold at least hp.batch images. */
-ebm_status trainer_create(const train_config *c, const dataset *d, int threads, int device, trainer **out);
+/* Where a trainer computes: device -1 for the CPU backend, else the first CUDA device;
+ * gpus > 1 trains data-parallel on GPUs device .. device + gpus - 1 (backend.h,
+ * backend_cuda_multi_create); threads: CPU threads, 0 = all cores. */
+typedef struct {
+    int device, gpus, threads;
+} train_place;
+
+/* Checks that the replicas of a data-parallel backend agree every this many iterations
+ * (and before every checkpoint). */
+#define TRAIN_VERIFY_EVERY 100
+
+/* d must outlive the trainer and hold at least hp.batch images. */
+ebm_status trainer_create(const train_config *c, const dataset *d, train_place where, trainer **out);
 /* Reads a checkpoint's config, iteration and elapsed seconds (no tensors); NULL outputs skipped. */
 ebm_status trainer_peek(const char *path, train_config *c, uint64_t *iteration, double *elapsed);
 /* Restores parameters, Adam moments, replay buffer and iteration from path; c is the
  * config to continue with (trainer_peek's, possibly with changed lr/eps/...; the
  * architecture, seed, buffer size, n_samples and conditional flag must be the file's). */
-ebm_status trainer_resume(const char *path, const train_config *c, const dataset *d, int threads, int device,
+ebm_status trainer_resume(const char *path, const train_config *c, const dataset *d, train_place where,
                           trainer **out);
 void trainer_free(trainer *t);
 

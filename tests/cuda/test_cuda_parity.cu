@@ -142,8 +142,8 @@ static void test_energy(const char *spec, bool labels) {
     std::vector<int> y(N);
     for (int i = 0; i < N; i++) y[i] = (i * 7 + 3) % n->out_dim;
     if (net_energy(n, x.data(), N, labels ? y.data() : NULL, Er.data(), gr.data()) != EBM_STATUS_OK) failures++;
-    cu_shape sh[8];
-    const int ns = cu_chain_shapes(sh, 8);
+    cu_shape sh[16];
+    const int ns = cu_chain_shapes(sh, 16);
     for (int k = 0; k < ns; k++) {
         backend_cuda_set_shape(be.ctx, k);
         std::fill(E.begin(), E.end(), NAN);
@@ -192,8 +192,8 @@ static void test_chains(bool mala) {
     std::vector<float> x0 = images(N, 6, mala ? 0.5f : 1.0f), xr = x0;
     langevin_stats sr, sg;
     OK(cpu.sample(cpu.ctx, xr.data(), NULL, N, steps, &p, &sr, NULL, NULL, 0));
-    cu_shape sh[8];
-    const int ns = mala ? 1 : cu_chain_shapes(sh, 8);
+    cu_shape sh[16];
+    const int ns = mala ? 1 : cu_chain_shapes(sh, 16);
     for (int k = 0; k < ns; k++) {
         if (!mala) backend_cuda_set_shape(gpu.ctx, k);
         std::vector<float> x = x0;
