@@ -88,6 +88,7 @@ int cli_load_model(const char *cmd, const char *path, int threads, cli_model *m)
     train_config c;
     train_config_default(&c);
     const char *json = ckpt_meta_get(&f, "train_config");
+    c.hp.conditional = -1; /* stays -1 when the file does not say */
     if (json && train_config_from_json(json, &c) == EBM_STATUS_OK) m->trained_steps = c.hp.steps;
     m->sample_steps = c.hp.buffer_size == 0 && m->trained_steps > 0 ? m->trained_steps : CLI_LONG_CHAIN;
     m->eps = c.hp.lv.eps;
@@ -95,7 +96,10 @@ int cli_load_model(const char *cmd, const char *path, int threads, cli_model *m)
     m->grad_clip = c.hp.lv.grad_clip;
     m->lo = c.hp.lv.lo;
     m->hi = c.hp.lv.hi;
-    m->conditional = m->n->out_dim > 1;
+    /* Conditional = trained with labels.  A several-output network trained without them is an
+     * unconditional model with a mixture energy, E(x) = -logsumexp_y f(x)[y]; files
+     * without a training config are taken as conditional when they have several outputs. */
+    m->conditional = c.hp.conditional >= 0 ? c.hp.conditional && m->n->out_dim > 1 : m->n->out_dim > 1;
     st_free(&f);
     net_set_threads(m->n, threads);
     cli_set_threads(threads);

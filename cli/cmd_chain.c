@@ -65,9 +65,9 @@ int cmd_chain(int argc, char **argv) {
         cli_model_free(&m);
         return r;
     }
-    if (digit >= 0 && (m.n->out_dim < 2 || digit >= m.n->out_dim)) {
-        fprintf(stderr, "ebm chain: --digit %d needs a class-conditional model; %s has %d output(s)\n", digit, model,
-                m.n->out_dim);
+    if (digit >= 0 && (!m.conditional || digit >= m.n->out_dim)) {
+        fprintf(stderr, "ebm chain: --digit %d needs a class-conditional model with that class; %s is %s with %d output(s)\n",
+                digit, model, m.conditional ? "conditional" : "unconditional", m.n->out_dim);
         cli_model_free(&m);
         return 2;
     }

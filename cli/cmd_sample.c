@@ -126,16 +126,19 @@ int cmd_sample(int argc, char **argv) {
         cli_model_free(&m);
         return r;
     }
-    if (digit >= 0 && (m.n->out_dim < 2 || digit >= m.n->out_dim)) {
-        fprintf(stderr, "ebm sample: --digit %d needs a class-conditional model; %s has %d output%s\n", digit, model,
-                m.n->out_dim, m.n->out_dim == 1 ? " (an unconditional model: leave --digit out)" : "s");
+    if (digit >= 0 && (!m.conditional || digit >= m.n->out_dim)) {
+        if (!m.conditional)
+            fprintf(stderr, "ebm sample: --digit %d needs a class-conditional model; %s is unconditional (trained "
+                            "without labels): leave --digit out\n", digit, model);
+        else
+            fprintf(stderr, "ebm sample: --digit %d: %s has classes 0..%d\n", digit, model, m.n->out_dim - 1);
         cli_model_free(&m);
         return 2;
     }
     const int dim = m.n->in_dim, h = m.n->in_h, w = m.n->in_w;
     float *x = ebm_alloc(sizeof(float) * (size_t)n * dim);
     /* A conditional model draws the asked digit, or one digit per grid row. */
-    const int classes = m.n->out_dim;
+    const int classes = m.conditional ? m.n->out_dim : 1;
     int *y = classes > 1 ? ebm_alloc(sizeof(int) * (size_t)n) : NULL;
     train_backend be = {0};
     if (!x || (classes > 1 && !y)) r = cli_fail(C, ebm_fail(EBM_STATUS_NOMEM, "out of memory for %d samples", n));

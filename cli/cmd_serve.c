@@ -119,6 +119,7 @@ int cmd_serve(int argc, char **argv) {
         sms[loaded].lo = m->lo;
         sms[loaded].hi = m->hi;
         sms[loaded].steps = m->sample_steps; /* the chain length the model samples best with */
+        sms[loaded].conditional = m->conditional;
     }
 
     /* SIGINT/SIGTERM are taken by sigwait below; blocked before the server's threads start

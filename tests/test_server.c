@@ -285,7 +285,7 @@ static int setup(void **state) {
         train_hparams hp;
         memset(&hp, 0, sizeof hp);
         hp.lv.lo = -1.f, hp.lv.hi = 1.f;
-        models[i] = (server_model){names[i], nets[i], {0}, 10.f, 0.005f, 0.03f, -1.f, 1.f, 256};
+        models[i] = (server_model){names[i], nets[i], {0}, 10.f, 0.005f, 0.03f, -1.f, 1.f, 256, i == 1};
         assert_int_equal(backend_cpu_create(nets[i], &hp, &models[i].be), EBM_STATUS_OK);
     }
     /* a training log and its sample grid, as ebm train leaves them */

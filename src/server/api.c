@@ -177,7 +177,7 @@ api_ctx *api_create(const server_config *c) {
     }
     for (int i = 0; i < c->nmodels; i++) {
         const server_model *m = &c->models[i];
-        a->info[i] = (api_model_info){m->name, m->n->out_dim > 1 ? m->n->out_dim : 0, m->n->in_dim, m->lo, m->hi,
+        a->info[i] = (api_model_info){m->name, m->conditional ? m->n->out_dim : 0, m->n->in_dim, m->lo, m->hi,
                                       m->steps, m->eps, m->noise, m->grad_clip};
         pthread_mutex_init(&a->locks[i], NULL);
     }
@@ -280,7 +280,7 @@ void api_models(api_ctx *a, const cJSON *params, int query, api_response *r) {
         cJSON_AddStringToObject(o, "name", m->name);
         cJSON_AddStringToObject(o, "spec", m->n->spec);
         cJSON_AddNumberToObject(o, "params", (double)m->n->nparams);
-        cJSON_AddBoolToObject(o, "conditional", m->n->out_dim > 1);
+        cJSON_AddBoolToObject(o, "conditional", m->conditional);
         cJSON_AddNumberToObject(o, "classes", a->info[i].classes);
         cJSON_AddNumberToObject(o, "height", m->n->in_h);
         cJSON_AddNumberToObject(o, "width", m->n->in_w);

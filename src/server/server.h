@@ -25,6 +25,7 @@ typedef struct {
     train_backend be;       /* runs the Langevin chains (CPU or CUDA) */
     float eps, noise, grad_clip, lo, hi;  /* the sampler it was trained with */
     int steps;              /* default Langevin steps for fresh chains */
+    int conditional;        /* trained with labels: requests may ask for a digit */
 } server_model;
 
 typedef struct {

@@ -94,6 +94,16 @@ grep -q '"spec":"[^"]*dense:10"' "$T/cond-model.safetensors" || fail "conditiona
 run 0 "" sample --model "$T/cond-model.safetensors" --digit 7 -n 4 --steps 4 --out "$T/seven.png"
 pass "conditional training, --export of the plain model, sample --digit"
 
+# --- an unconditional model with a mixture head: ten outputs, trained without labels -------
+# E(x) = -logsumexp_y f(x)[y]; it must sample as one model of all digits and refuse --digit.
+run 0 "" train --digits 3,7 --limit 200 --langevin-steps 3 --batch 16 --threads 2 --data "$DATA" \
+    --iters 2 --arch cnn-small-cond --out "$T/mix.safetensors" --export "$T/mix-model.safetensors" --sample-every 0
+run 2 "is unconditional (trained without labels)" sample --model "$T/mix-model.safetensors" --digit 7 -n 2 --steps 2
+run 2 "is unconditional" chain --model "$T/mix-model.safetensors" --digit 7 -n 2 --steps 2 --out "$T/mix.png"
+run 0 "" sample --model "$T/mix-model.safetensors" -n 4 --steps 4 --out "$T/mix.idx"
+[ "$(wc -c < "$T/mix.idx")" -eq $((16 + 4 * 784)) ] || fail "mixture-head samples: wrong IDX size"
+pass "a ten-output model trained without labels samples unconditionally and refuses --digit"
+
 # --- errors -----------------------------------------------------------------------------------
 run 2 "unknown flag --lrr (did you mean --lr?)" train --lrr 1
 run 2 "--lr expects a positive number, got 'abc'" train --lr abc

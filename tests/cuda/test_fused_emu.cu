@@ -310,6 +310,7 @@ int main(void) {
     test_energy<1, 512, 1, 3>(n, "cnn-small", false);
     test_energy<2, 512, 1, 3>(n, "cnn-small", false);
     test_energy<2, 512, 10, 3>(nc, "cnn-small-cond", true);
+    test_energy<1, 512, 10, 3>(nc, "cnn-small-cond", true); /* the pick for <= 1 chain per SM */
     test_chain<2, 512, false, 3>(n);
     test_chain<1, 256, false, 2>(n);
     test_chain<1, 256, false>(n);
