@@ -188,7 +188,7 @@ static void json_timing(cJSON *o, const timing *t) {
 int cmd_bench(int argc, char **argv) {
     const char *C = "bench";
     const char *device_s = "cpu", *batches_s = NULL, *arch = "cnn-small", *json = NULL;
-    int steps = 60, train = 0, threads = 0;
+    int steps = 60, train = 0, threads = 0, gpus = 1;
     float seconds = 2.0f;
     arg_opt opts[] = {
         {"device", 0, ARG_STR, &device_s, 0, "cpu|cuda", "the backend to time", 0},
@@ -198,6 +198,8 @@ int cmd_bench(int argc, char **argv) {
         {"seconds", 0, ARG_FLOAT, &seconds, ARG_POS, "S",
          "time budget per figure, after a warm-up call (at least 3 timed calls each)", 0},
         {"train", 0, ARG_FLAG, &train, 0, NULL, "also time training iterations (batch 128, 128 negatives)", 0},
+        {"gpus", 0, ARG_INT, &gpus, ARG_POS, "N",
+         "with --device cuda --train: also train data-parallel on N GPUs at batch 128 per GPU and print the scaling", 0},
         {"threads", 0, ARG_INT, &threads, ARG_NONNEG, "N", "CPU threads (0 = all cores)", 0},
         {"arch", 0, ARG_STR, &arch, 0, "SPEC", "network: cnn-small, cnn-small-cond or a layer list", 0},
         {"json", 0, ARG_STR, &json, 0, "FILE", "also write the figures as JSON", 0},
@@ -239,11 +241,18 @@ int cmd_bench(int argc, char **argv) {
     for (int i = 0; i < nb; i++) maxb = batches[i] > maxb ? batches[i] : maxb;
     float *x0 = ebm_alloc(sizeof(float) * (size_t)maxb * dim), *x = ebm_alloc(sizeof(float) * (size_t)maxb * dim);
     lv_row rows[BENCH_MAX_BATCHES];
-    timing tt = {0};
+    timing tt = {0}, tgt = {0};
+    train_config tg; /* the several-GPU run's hyper-parameters */
     train_backend be = {0};
     train_hparams hp;
     memset(&hp, 0, sizeof hp); /* sampling only: no batch, no buffer (as cli_backend) */
     hp.lv = p;
+    if (gpus > 1 && (device < 0 || !train)) {
+        fprintf(stderr, "ebm bench: --gpus %d times training on several GPUs: it needs --device cuda and --train\n", gpus);
+        ebm_free(x0), ebm_free(x);
+        net_free(n);
+        return 2;
+    }
     /* The backend first, so that a missing GPU is the only thing said. */
     if (!x0 || !x) s = ebm_fail(EBM_STATUS_NOMEM, "out of memory for %d chains", maxb);
     else s = device < 0 ? backend_cpu_create(n, &hp, &be) : backend_cuda_create(n, &hp, device, &be);
@@ -305,6 +314,21 @@ int cmd_bench(int argc, char **argv) {
                    human(hb2, sizeof hb2, (double)tc.hp.n_samples * steps / tt.median_s), tt.median_s * 1e3,
                    tt.min_s * 1e3, tt.reps);
         if (be.destroy) be.destroy(be.ctx);
+        memset(&be, 0, sizeof be);
+    }
+    /* the same per-GPU work on `gpus` GPUs: scaling = gpus * it/s(gpus) / it/s(1) */
+    if (s == EBM_STATUS_OK && train && gpus > 1) {
+        tg.hp = tc.hp;
+        tg.hp.batch = BENCH_TRAIN_BATCH * gpus;
+        tg.hp.n_samples = BENCH_TRAIN_BATCH * gpus;
+        s = backend_cuda_multi_create(n, &tg.hp, device, gpus, &be);
+        if (s == EBM_STATUS_OK) s = time_train(&be, &tg.hp, dim, n->out_dim, seconds, &tgt);
+        if (s == EBM_STATUS_OK)
+            printf("train on %d GPUs, batch %d (%d per GPU): %s iterations/s, scaling %.2fx of %d; median %.1f ms per "
+                   "iteration, %d iterations\n",
+                   gpus, tg.hp.batch, BENCH_TRAIN_BATCH, human(hb, sizeof hb, 1 / tgt.median_s),
+                   gpus * tt.median_s / tgt.median_s, gpus, tgt.median_s * 1e3, tgt.reps);
+        if (be.destroy) be.destroy(be.ctx);
     }
     if (s == EBM_STATUS_OK && load_average(la1))
         printf("load average %.2f at the end (%.2f at the start): on a busy machine rerun and compare\n", la1[0],
@@ -339,6 +363,14 @@ int cmd_bench(int argc, char **argv) {
             cJSON_AddNumberToObject(o, "n_samples", tc.hp.n_samples);
             cJSON_AddNumberToObject(o, "iterations_per_s", 1 / tt.median_s);
             json_timing(o, &tt);
+        }
+        if (train && gpus > 1) {
+            cJSON *o = cJSON_AddObjectToObject(js, "train_gpus");
+            cJSON_AddNumberToObject(o, "gpus", gpus);
+            cJSON_AddNumberToObject(o, "batch", tg.hp.batch);
+            cJSON_AddNumberToObject(o, "iterations_per_s", 1 / tgt.median_s);
+            cJSON_AddNumberToObject(o, "scaling", gpus * tt.median_s / tgt.median_s);
+            json_timing(o, &tgt);
         }
         if (have_la) {
             cJSON *o = cJSON_AddArrayToObject(js, "load_average");

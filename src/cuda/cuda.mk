@@ -56,7 +56,7 @@ $(CB)/libebm_cuda.a: $(CUDA_LIB_OBJ) $(CU_OBJ)
 $(CB)/ebm: $(CLI_OBJ) $(CB)/libebm_cuda.a
 	$(CXX_HOST) $(filter-out -std=c11,$(CFLAGS)) -o $@ $^ $(LDLIBS) $(CUDA_LIBS)
 
-$(CB)/obj/%.o: tests/cuda/%.cu $(CU_HDR)
+$(CB)/obj/%.o: tests/cuda/%.cu $(CU_HDR) $(wildcard tests/cuda/*.h)
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -c $< -o $@
 

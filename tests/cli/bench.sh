@@ -60,6 +60,7 @@ run 2 "--batches expects" bench --batches 8,x
 run 2 "--batches expects" bench --batches 0
 run 2 "did you mean --batches" bench --batchs 8
 run 2 "--steps" bench --steps 0
+run 2 "needs --device cuda and --train" bench --gpus 2 --train --steps 1
 run 2 "--seconds" bench --seconds -1
 run 2 "--device expects cpu, cuda" bench --device tpu
 run 2 "--arch foo" bench --arch foo

@@ -24,26 +24,7 @@
 static int failures = 0;
 static bool quick = false;
 
-#define EXPECT(cond, ...)                                                                            \
-    do {                                                                                            \
-        if (!(cond)) {                                                                              \
-            printf("  FAIL %s:%d: ", __FILE__, __LINE__);                                           \
-            printf(__VA_ARGS__);                                                                    \
-            printf("\n");                                                                           \
-            failures++;                                                                             \
-        }                                                                                           \
-    } while (0)
-
-#define OK(call)                                                                                    \
-    do {                                                                                            \
-        ebm_status s_ = (call);                                                                     \
-        if (s_ != EBM_STATUS_OK) {                                                                  \
-            printf("  FAIL %s:%d: %s -> %s: %s\n", __FILE__, __LINE__, #call, ebm_status_name(s_), \
-                   ebm_last_error());                                                               \
-            failures++;                                                                             \
-            return;                                                                                 \
-        }                                                                                           \
-    } while (0)
+#include "cuda_check.h"
 
 static double check_rel(const char *what, const float *a, const float *b, size_t n, double tol) {
     double d2 = 0, b2 = 0, mx = 0, worst = 0;
