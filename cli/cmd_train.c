@@ -47,7 +47,7 @@ int cmd_train(int argc, char **argv) {
     train_hparams *h = &cfg.hp;
     const char *digits = "all", *arch = "cnn-small", *data = "data/mnist", *out = "model.safetensors";
     const char *resume = NULL, *metrics = NULL, *curves = NULL, *device_s = "cpu", *export_model = NULL;
-    const char *lr_decay = "none";
+    const char *lr_decay = "none", *init_from = NULL;
     int epochs = DEFAULT_EPOCHS, threads = 0, n_samples = -1, ckpt_every = 100, sample_every = 500;
     int sample_steps = -1, metrics_every = 1, log_every = 50, gpus = 1;
     uint64_t iters = 0;
@@ -85,6 +85,8 @@ int cmd_train(int argc, char **argv) {
         {"export", 0, ARG_STR, &export_model, 0, "FILE", "also write the plain model (no optimizer, no buffer) at the end", 0},
         {"checkpoint-every", 0, ARG_INT, &ckpt_every, ARG_NONNEG, "N", "save every N iterations (0: only at the end)", 0},
         {"resume", 0, ARG_STR, &resume, 0, "FILE", "continue a run from its checkpoint (exactly)", 0},
+        {"init", 0, ARG_STR, &init_from, 0, "FILE",
+         "start a fresh run from this model's parameters (same --arch; e.g. fine-tune with --conditional)", 0},
         {"sample-every", 0, ARG_INT, &sample_every, ARG_NONNEG, "N",
          "grid of fresh samples every N iterations and at the end, <out>-samples.png (0: none)", 0},
         {"sample-steps", 0, ARG_INT, &sample_steps, ARG_POS, "N", "Langevin steps for those grids (default: --langevin-steps without a buffer, else 256)", 0},
@@ -176,7 +178,17 @@ int cmd_train(int argc, char **argv) {
     trainer *t = NULL;
     cli_set_threads(threads);
     const train_place where = {device, gpus, threads};
+    if (resume && init_from) {
+        fprintf(stderr, "ebm train: give --resume or --init, not both (a resumed run keeps its own parameters)\n");
+        dataset_free(&d);
+        return 2;
+    }
     s = resume ? trainer_resume(resume, &cfg, &d, where, &t) : trainer_create(&cfg, &d, where, &t);
+    if (s == EBM_STATUS_OK && init_from) {
+        s = trainer_init_from(t, init_from);
+        if (s != EBM_STATUS_OK) trainer_free(t);
+        else fprintf(stderr, "starting from the parameters of %s\n", init_from);
+    }
     if (s != EBM_STATUS_OK) {
         dataset_free(&d);
         return cli_fail(C, s);

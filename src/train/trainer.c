@@ -92,6 +92,7 @@ char *train_config_to_json(const train_config *c) {
     cJSON_AddBoolToObject(j, "conditional", h->conditional);
     cJSON_AddStringToObject(j, "lr_decay", c->lr_cosine ? "cosine" : "none");
     cJSON_AddNumberToObject(j, "lr_final", c->lr_final);
+    if (c->init[0]) cJSON_AddStringToObject(j, "init", c->init);
     char *s = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);
     return s;
@@ -147,6 +148,7 @@ ebm_status train_config_from_json(const char *json, train_config *c) {
     get_str(j, "lr_decay", decay, sizeof decay);
     if (decay[0]) c->lr_cosine = strcmp(decay, "cosine") == 0;
     if (get_num(j, "lr_final", &v)) c->lr_final = (float)v;
+    get_str(j, "init", c->init, sizeof c->init);
     cJSON_Delete(j);
     return EBM_STATUS_OK;
 }
@@ -271,6 +273,25 @@ static ebm_status read_state(const st_file *f, train_config *c, uint64_t *iterat
     const char *el = st_meta(f, "elapsed_s");
     if (elapsed) *elapsed = el ? strtod(el, NULL) : 0.0;
     return EBM_STATUS_OK;
+}
+
+ebm_status trainer_init_from(trainer *t, const char *path) {
+    if (t->iter != 0) return ebm_fail(EBM_STATUS_BAD_ARG, "--init %s: only a fresh run starts from another model", path);
+    st_file f;
+    EBM_TRY(ckpt_open(path, &f));
+    net *src = NULL;
+    ebm_status s = ckpt_load_net(&f, 0, &src);
+    st_free(&f);
+    if (s == EBM_STATUS_OK && strcmp(src->spec, t->n->spec) != 0)
+        s = ebm_fail(EBM_STATUS_BAD_ARG, "--init %s: its architecture is '%s', this run's is '%s' (--arch)", path,
+                     src->spec, t->n->spec);
+    if (s == EBM_STATUS_OK) {
+        memcpy(t->n->params, src->params, sizeof(float) * t->n->nparams);
+        s = t->be.push(t->be.ctx, t->n, NULL);
+        snprintf(t->cfg.init, sizeof t->cfg.init, "%s", path);
+    }
+    net_free(src);
+    return s;
 }
 
 ebm_status trainer_peek(const char *path, train_config *c, uint64_t *iteration, double *elapsed) {

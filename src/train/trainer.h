@@ -86,6 +86,8 @@ typedef struct {
     int lr_cosine;             /* 1: the learning rate falls from hp.lr to lr_final along a half
                                   cosine over iters (trainer_lr); 0: constant hp.lr */
     float lr_final;
+    char init[512];            /* the model a warm-started run took its first parameters from
+                                  (trainer_init_from), "" for a seeded start; provenance only */
 } train_config;
 
 /* The learning rate of iteration it (0-based) under c's schedule. */
@@ -125,6 +127,11 @@ ebm_status trainer_peek(const char *path, train_config *c, uint64_t *iteration, 
 ebm_status trainer_resume(const char *path, const train_config *c, const dataset *d, train_place where,
                           trainer **out);
 void trainer_free(trainer *t);
+/* Warm start: a fresh trainer (iteration 0) takes the parameters of the model or checkpoint
+ * at path (same architecture; Adam moments, buffer and iteration stay fresh), e.g. to
+ * fine-tune an unconditional model into a conditional one.  BAD_ARG on another architecture
+ * or a trainer that has already run. */
+ebm_status trainer_init_from(trainer *t, const char *path);
 
 /* One iteration (the current one) then iteration += 1.  DIVERGED when the backend refuses
  * or an energy is non-finite or beyond TRAIN_ENERGY_LIMIT (message names the iteration). */

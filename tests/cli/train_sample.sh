@@ -104,12 +104,28 @@ run 0 "" sample --model "$T/mix-model.safetensors" -n 4 --steps 4 --out "$T/mix.
 [ "$(wc -c < "$T/mix.idx")" -eq $((16 + 4 * 784)) ] || fail "mixture-head samples: wrong IDX size"
 pass "a ten-output model trained without labels samples unconditionally and refuses --digit"
 
+# --- warm start: --init takes another model's parameters, nothing else -----------------------
+# lr 1e-12 moves no weight visibly, so the warm-started model samples what its source samples
+run 0 "starting from the parameters of" train $TINY --iters 1 --lr 1e-12 --seed 9 --init "$T/m.safetensors" \
+    --out "$T/w.safetensors" --sample-every 0
+run 0 "" sample --model "$T/w.safetensors" -n 4 --steps 4 --out "$T/w.idx"
+run 0 "" sample --model "$T/m.safetensors" -n 4 --steps 4 --out "$T/m4.idx"
+cmp -s "$T/w.idx" "$T/m4.idx" || fail "--init did not take the source model's parameters"
+run 0 "" train $TINY --iters 1 --lr 1e-12 --seed 9 --out "$T/w0.safetensors" --sample-every 0
+run 0 "" sample --model "$T/w0.safetensors" -n 4 --steps 4 --out "$T/w0.idx"
+cmp -s "$T/w0.idx" "$T/m4.idx" && fail "a fresh seed-9 model samples like the source: the check above proves nothing"
+run 2 "its architecture is" train $TINY --iters 1 --arch cnn-small-cond --init "$T/m.safetensors" --out "$T/w1.safetensors"
+run 2 "give --resume or --init, not both" train --resume "$T/m.safetensors" --init "$T/m.safetensors" --iters 9
+pass "--init starts a fresh run from another model's parameters; a wrong architecture is refused"
+
 # --- errors -----------------------------------------------------------------------------------
 run 2 "unknown flag --lrr (did you mean --lr?)" train --lrr 1
 run 2 "--lr expects a positive number, got 'abc'" train --lr abc
 run 2 "--batch expects a positive integer, got '0'" train --batch=0
 run 2 "--noise expects a non-negative number or 'auto', got 'x'" sample --model "$T/m.safetensors" --noise x
 run 2 "did you mean 'train'" trian
+run 2 "--gpus 2 needs --device cuda" train $TINY --iters 1 --gpus 2 --out "$T/g.safetensors"
+run 2 "--gpus expects a positive integer" train $TINY --iters 1 --gpus 0 --out "$T/g.safetensors"
 run 2 "--model FILE is required" chain
 run 2 "extension must be .png or .gif" chain --model "$T/m.safetensors" --out "$T/c.jpg"
 run 1 "nope.safetensors" sample --model "$T/nope.safetensors"
