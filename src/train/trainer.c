@@ -563,7 +563,7 @@ ebm_status trainer_run(trainer *t, const train_run_opts *o) {
         const uint64_t it = t->iter;
         const double rate = (double)(it - start) / (ebm_now() - t0);
         if (o->metrics && (o->metrics_every <= 1 || it % (uint64_t)o->metrics_every == 0 || it == total)) {
-            metrics_row r = {it, t->elapsed, st.loss, st.e_pos, st.e_neg, st.grad_norm, t->cfg.hp.lr};
+            metrics_row r = {it, t->elapsed, st.loss, st.e_pos, st.e_neg, st.grad_norm, trainer_lr(&t->cfg, it - 1)};
             EBM_TRY(metrics_append(o->metrics, &r));
         }
         if (o->progress && (o->progress_tty || it == start + 1 || it % (uint64_t)log_every == 0 || it == total))
