@@ -2,9 +2,8 @@
 # unpacks the binaries built on the development machine (.carry/bin.tar.xz: .carry/build/cuda/*
 # and the shared libraries they need in .carry/lib), links the carried MNIST and
 # Fashion-MNIST into data/, and points LD_LIBRARY_PATH at those libraries and at an NCCL
-# (the CUDA toolkit's, else the one PyTorch's wheels bring).  Made on the development machine by
-#   make -f src/cuda/cuda.mk BUILD=build-dev ARCH=-march=x86-64-v3 build-dev/cuda/ebm cuda-tests
-# then copying those binaries, `ldd`'s libraries and data/*/ into .carry/ (git-ignored).
+# (the CUDA toolkit's, else the one PyTorch's wheels bring).  .carry/ (git-ignored) is made
+# on the development machine by scripts/make_carry.sh.
 C=${CARRY:-.carry}
 [ -f "$C/bin.tar.xz" ] && tar xJf "$C/bin.tar.xz" -C "$C"
 mkdir -p data
