@@ -76,6 +76,8 @@ int cmd_train(int argc, char **argv) {
         {"reinit", 0, ARG_FLOAT, &h->reinit, ARG_NONNEG, "P", "probability that a buffer chain restarts from noise", 0},
         {"arch", 0, ARG_STR, &arch, 0, "SPEC", "network: cnn-small, cnn-small-cond or a layer list", 0},
         {"conditional", 0, ARG_FLAG, &h->conditional, 0, NULL, "class-conditional model E(x,y) (arch cnn-small-cond)", 0},
+        {"marginal", 0, ARG_FLOAT, &h->marginal, ARG_NONNEG, "P",
+         "with --conditional: share of positives and chains that train the marginal E(x) instead (JEM-style)", 0},
         {"seed", 0, ARG_U64, &cfg.seed, 0, "N", "seed of the initialisation and every random draw", 0},
         {"threads", 0, ARG_INT, &threads, ARG_NONNEG, "N", "CPU threads (0 = all cores)", 0},
         {"device", 0, ARG_STR, &device_s, 0, "cpu|cuda", "where the arithmetic runs", 0},

@@ -421,10 +421,28 @@ static void test_energy_rejects_labels_out_of_range(void **st) {
     assert_int_equal(net_energy(n, x, 2, y, E, NULL), EBM_STATUS_BAD_ARG);
     printf("  %s\n", ebm_last_error());
     assert_non_null(strstr(ebm_last_error(), "label 10"));
-    y[1] = -1;
+    y[1] = -2;
     assert_int_equal(net_energy(n, x, 2, y, E, NULL), EBM_STATUS_BAD_ARG);
     y[1] = 9;
     assert_int_equal(net_energy(n, x, 2, y, E, NULL), EBM_STATUS_OK);
+    net_free(n);
+}
+
+/* Label -1 means no label: the marginal E(x) = -logsumexp_y f(x)[y], with its gradient, as
+ * with y == NULL, beside labelled images in the same call. */
+static void test_energy_label_minus_one_is_the_marginal(void **st) {
+    (void)st;
+    net *n = NULL;
+    assert_int_equal(net_create(&n, "cnn-small-cond", 2), EBM_STATUS_OK);
+    static float x[3 * 784], g[3 * 784], gm[3 * 784];
+    for (int i = 0; i < 3 * 784; i++) x[i] = sinf(0.37f * (float)i);
+    float E[3], Em[3];
+    int y[3] = {4, -1, 7};
+    assert_int_equal(net_energy(n, x, 3, y, E, g), EBM_STATUS_OK);
+    assert_int_equal(net_energy(n, x, 3, NULL, Em, gm), EBM_STATUS_OK);
+    assert_true(E[1] == Em[1] && E[0] != Em[0] && E[2] != Em[2]);
+    assert_memory_equal(g + 784, gm + 784, 784 * sizeof(float));
+    printf("  E(x1, -1) = %.7g = E(x1); E(x0, 4) = %.7g, E(x0) = %.7g\n", E[1], E[0], Em[0]);
     net_free(n);
 }
 
@@ -442,6 +460,7 @@ int main(void) {
         cmocka_unit_test(test_thread_count_does_not_change_results),
         cmocka_unit_test(test_batch_grows_and_param_grads_accumulate),
         cmocka_unit_test(test_energy_rejects_labels_out_of_range),
+        cmocka_unit_test(test_energy_label_minus_one_is_the_marginal),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -334,6 +334,53 @@ static void test_config_json_round_trip(void **state) {
     assert_non_null(strstr(ebm_last_error(), "--reinit"));
 }
 
+/* --marginal 1 on a conditional model: every positive and chain trains the marginal, which is
+ * exactly the unconditional step of the same network (same random numbers), bit for bit; a
+ * share of 0.5 differs from both.  --marginal without --conditional is refused. */
+static void test_marginal_share(void **state) {
+    (void)state;
+    const int B = 8, N = 6;
+    train_config c;
+    train_config_default(&c);
+    train_hparams hp = c.hp;
+    hp.batch = B, hp.n_samples = N, hp.steps = 2, hp.buffer_size = 0, hp.lr = 1e-3f, hp.lv.seed = 4;
+    dataset d = make_data(B);
+    int y[8];
+    for (int i = 0; i < B; i++) y[i] = i % 10;
+    float *p[3];
+    train_step_stats st[3];
+    const float share[3] = {1.0f, 0.0f, 0.5f};
+    for (int k = 0; k < 3; k++) {
+        net *n;
+        assert_int_equal(net_create(&n, "cnn-small-cond", 3), EBM_STATUS_OK);
+        train_hparams h = hp;
+        h.conditional = k != 1, h.marginal = k == 1 ? 0 : share[k];
+        int yk[8];
+        for (int i = 0; i < B; i++) yk[i] = i < train_marginal_count(h.marginal, B) ? -1 : y[i];
+        train_backend be;
+        assert_int_equal(backend_cpu_create(n, &h, &be), EBM_STATUS_OK);
+        for (uint64_t it = 0; it < 2; it++)
+            assert_int_equal(be.train_step(be.ctx, d.x, h.conditional ? yk : NULL, B, &h, it, &st[k]), EBM_STATUS_OK);
+        p[k] = malloc(sizeof(float) * n->nparams);
+        memcpy(p[k], n->params, sizeof(float) * n->nparams);
+        be.destroy(be.ctx);
+        if (k == 2) {
+            assert_memory_equal(p[0], p[1], sizeof(float) * n->nparams);
+            assert_memory_not_equal(p[2], p[1], sizeof(float) * n->nparams);
+        }
+        net_free(n);
+    }
+    assert_true(st[0].loss == st[1].loss && st[0].e_neg == st[1].e_neg && st[2].loss != st[1].loss);
+    printf("  loss: marginal 1 %.7g = unconditional %.7g; marginal 0.5 %.7g\n", st[0].loss, st[1].loss, st[2].loss);
+    for (int k = 0; k < 3; k++) free(p[k]);
+    dataset_free(&d);
+    c.hp.marginal = 0.5f;
+    assert_int_equal(train_config_check(&c), EBM_STATUS_BAD_ARG);
+    assert_non_null(strstr(ebm_last_error(), "--marginal 0.5 needs --conditional"));
+    c.hp.conditional = 1, c.hp.marginal = 1.5f;
+    assert_int_equal(train_config_check(&c), EBM_STATUS_BAD_ARG);
+}
+
 /* The cosine schedule: lr at the start, the mean halfway, lr_final at the end, falling. */
 static void test_lr_schedule(void **state) {
     (void)state;
@@ -361,6 +408,7 @@ int main(void) {
         cmocka_unit_test(test_absurd_lr_stops_with_hint_and_keeps_checkpoint),
         cmocka_unit_test(test_config_json_round_trip),
         cmocka_unit_test(test_lr_schedule),
+        cmocka_unit_test(test_marginal_share),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     char cmd[300];

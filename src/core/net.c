@@ -600,7 +600,7 @@ static float energy_head(const float *f, int out_dim, int label, float *dEdf) {
 
 void net_energy_head(const net *n, const float *f, int B, const int *y, float *E, float *dEdf) {
     for (int i = 0; i < B; i++) {
-        EBM_ASSERT(!y || (y[i] >= 0 && y[i] < n->out_dim));
+        EBM_ASSERT(!y || (y[i] >= -1 && y[i] < n->out_dim));
         E[i] = energy_head(f + (long)i * n->out_dim, n->out_dim, y ? y[i] : -1,
                            dEdf ? dEdf + (long)i * n->out_dim : NULL);
     }
@@ -610,8 +610,9 @@ ebm_status net_energy(net *n, const float *x, int B, const int *y, float *E, flo
     EBM_ASSERT(B >= 0);
     if (y) {
         for (int i = 0; i < B; i++)
-            if (y[i] < 0 || y[i] >= n->out_dim)
-                return ebm_fail(EBM_STATUS_BAD_ARG, "energy: label %d of image %d outside 0..%d", y[i], i, n->out_dim - 1);
+            if (y[i] < -1 || y[i] >= n->out_dim)
+                return ebm_fail(EBM_STATUS_BAD_ARG, "energy: label %d of image %d outside 0..%d (or -1: no label)", y[i],
+                                i, n->out_dim - 1);
     }
     if (B == 0) return EBM_STATUS_OK;
     EBM_TRY(ensure_buffers(n, 0));

@@ -77,8 +77,8 @@ ebm_status net_forward(net *n, const float *x, int B, float *out);
 void net_backward(net *n, const float *dout, int B, float *dx, int with_param_grads);
 
 /* Energy and its input gradient: E (B), dEdx (B, in_dim) or NULL.
- * y == NULL: E(x) (logsumexp for out_dim > 1); else E(x, y[i]) (y[i] outside
- * [0, out_dim) is EBM_STATUS_BAD_ARG).  Langevin's inner loop: it runs forward and
+ * y == NULL: E(x) (logsumexp for out_dim > 1); else E(x, y[i]), where y[i] = -1 means no
+ * label, E(x) (y[i] outside [-1, out_dim) is EBM_STATUS_BAD_ARG).  Langevin's inner loop: it runs forward and
  * backward per small group of images in per-thread scratch that stays in cache, so it
  * neither uses nor disturbs the activations that net_backward reads, and computes no
  * parameter gradients. */

@@ -146,8 +146,9 @@ static ebm_status check_lv(int n, int steps, const langevin_params *p, float sig
 static ebm_status check_labels(const cuda_ctx *c, const int *y, int n) {
     if (!y) return EBM_STATUS_OK;
     for (int i = 0; i < n; i++)
-        if (y[i] < 0 || y[i] >= c->nout)
-            return ebm_fail(EBM_STATUS_BAD_ARG, "energy: label %d of image %d outside 0..%d", y[i], i, c->nout - 1);
+        if (y[i] < -1 || y[i] >= c->nout)
+            return ebm_fail(EBM_STATUS_BAD_ARG, "energy: label %d of image %d outside 0..%d (or -1: no label)", y[i], i,
+                            c->nout - 1);
     return EBM_STATUS_OK;
 }
 
@@ -262,11 +263,14 @@ ebm_status replica_grads(cuda_ctx *c, const float *x_pos, const int *y_pos, int 
     CU_TRY(cudaSetDevice(c->dev));
     const uint64_t s = hp->lv.seed;
     const int N_all = sh ? sh->n_all : N, neg0 = sh ? sh->neg0 : 0;
+    CuShard whole = {0, 0, N, 0};
+    CuShard shm = sh ? *sh : whole;
+    shm.n_marg = cond ? train_marginal_count(hp->marginal, N_all) : 0;
     /* 1-2. positives and chain starts */
     CU_TRY(cudaMemcpyAsync(c->xraw, x_pos, sizeof(float) * (size_t)B * 784, cudaMemcpyHostToDevice, c->st));
     if (cond) CU_TRY(cudaMemcpyAsync(c->y, y_pos, sizeof(int) * (size_t)B, cudaMemcpyHostToDevice, c->st));
     EBM_TRY(cu_batch(c->x, c->slots, c->y + B, c->xraw, B, N, c->buf, c->S, c->nout, s, iter, hp->data_noise, hp->reinit,
-                     hp->lv.lo, hp->lv.hi, sh, c->st));
+                     hp->lv.lo, hp->lv.hi, &shm, c->st));
     /* 3. Langevin on the negatives */
     CU_TRY(cudaMemsetAsync(c->flags, 0xff, sizeof(unsigned long long), c->st));
     if (hp->steps > 0) {

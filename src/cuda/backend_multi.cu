@@ -90,7 +90,7 @@ static ebm_status multi_train_step(void *ctx, const float *x_pos, const int *y_p
     EBM_ASSERT(B == m->B && hp->n_samples == m->N && hp->buffer_size == m->S);
     const int Bs = B / m->R, Ns = m->N / m->R;
     for (int r = 0; r < m->R; r++) {
-        const CuShard sh = {r * Bs, r * Ns, m->N};
+        const CuShard sh = {r * Bs, r * Ns, m->N, 0}; /* replica_grads fills in n_marg */
         EBM_TRY(replica_grads(m->rep[r], x_pos + (size_t)r * Bs * 784, y_pos ? y_pos + (size_t)r * Bs : NULL, Bs, Ns,
                               &sh, B, hp, iter));
     }

@@ -47,9 +47,10 @@ ebm_status cu_adam(float *p, const float *g, float *m, float *v, size_t n, float
  * first slot of this GPU's shard in the whole buffer). */
 ebm_status cu_buffer_init(float *buf, int S, int q0, uint64_t seed, float lo, float hi, cudaStream_t st);
 /* Where one GPU's share of a data-parallel batch sits in the whole batch: its first positive
- * and first negative, and the whole batch's negative count (the chains' RNG counters). */
+ * and first negative, the whole batch's negative count (the chains' RNG counters), and how
+ * many of the whole batch's chains train the marginal (label -1; trainer.h). */
 typedef struct {
-    int pos0, neg0, n_all;
+    int pos0, neg0, n_all, n_marg;
 } CuShard;
 /* Positives (noisy, clamped) into x[0..B) and chain starts into x[B..B+N) (trainer.h 1-2);
  * slots[j] and labels yneg[j] for the negatives.  shard: NULL for the whole batch, else the

@@ -233,6 +233,7 @@ __global__ void k_batch(float *x, int *slots, int *yneg, const float *xpos, int 
     } else if (q == 0) {
         yneg[jl] = (int)(hd_uniform_at(seed, TRAIN_STREAM_BUFFER, (uint32_t)iter, (uint32_t)j, 2) * out_dim);
     }
+    if (q == 0 && j < sh.n_marg) yneg[jl] = -1; /* a chain on the marginal E(x) */
     if (fresh) noise4(xi, seed, a, 0, q, lo, hi);
 }
 
@@ -240,7 +241,7 @@ ebm_status cu_batch(float *x, int *slots, int *yneg, const float *xpos, int B, i
                     int out_dim, uint64_t seed, uint64_t iter, float dn, float reinit, float lo, float hi,
                     const CuShard *shard, cudaStream_t st) {
     const size_t n = (size_t)(B + N) * 196;
-    CuShard sh = {0, 0, N};
+    CuShard sh = {0, 0, N, 0};
     if (shard) sh = *shard;
     k_batch<<<(unsigned)((n + 255) / 256), 256, 0, st>>>(x, slots, yneg, xpos, B, N, buf, S, out_dim, seed, iter, dn,
                                                         reinit, lo, hi, sh);

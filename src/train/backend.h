@@ -31,7 +31,12 @@ typedef struct {
     int buffer_size;      /* 0: short-run chains from noise */
     float reinit;         /* replay-buffer re-initialisation probability */
     int conditional;      /* class-conditional energy: positives carry labels */
+    float marginal;       /* conditional models: the share of positives and chains that train the
+                             marginal E(x) = -logsumexp_y E(x, y) instead (label -1; JEM-style) */
 } train_hparams;
+
+/* How many of n positives or chains train the marginal: the first floor(share * n). */
+static inline int train_marginal_count(float share, int n) { return share > 0 ? (int)(share * (float)n) : 0; }
 
 typedef struct {
     float loss, e_pos, e_neg, grad_norm;

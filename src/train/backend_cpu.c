@@ -43,14 +43,14 @@ static void noise_image(float *x, int dim, uint64_t seed, uint32_t a, uint32_t b
 }
 
 /* Energies of B images from outputs f (B, out_dim) and, given dloss/dE in E's place on
- * the second call, dout = dloss/dE * dE/df.  out_dim 1: E = -f; labels: E = -f[y];
- * otherwise E = -logsumexp(f). */
+ * the second call, dout = dloss/dE * dE/df.  out_dim 1: E = -f; label y >= 0: E = -f[y];
+ * otherwise (no labels, or label -1) E = -logsumexp(f). */
 static void head_energy(const float *f, int B, int out_dim, const int *y, float *E) {
     for (int i = 0; i < B; i++) {
         const float *fi = f + (size_t)i * out_dim;
         if (out_dim == 1) {
             E[i] = -fi[0];
-        } else if (y) {
+        } else if (y && y[i] >= 0) {
             E[i] = -fi[y[i]];
         } else {
             float mx = fi[0];
@@ -68,7 +68,7 @@ static void head_backward(const float *f, const float *dLdE, int B, int out_dim,
         float *di = dout + (size_t)i * out_dim;
         if (out_dim == 1) {
             di[0] = -dLdE[i];
-        } else if (y) {
+        } else if (y && y[i] >= 0) {
             for (int k = 0; k < out_dim; k++) di[k] = 0;
             di[y[i]] = -dLdE[i];
         } else { /* dE/df = -softmax(f) */
@@ -133,6 +133,7 @@ static ebm_status cpu_train_step(void *ctx, const float *x_pos, const int *y_pos
         } else {
             c->yneg[j] = (int)(rng_uniform_at(s, TRAIN_STREAM_BUFFER, (uint32_t)iter, (uint32_t)j, 2) * c->out_dim);
         }
+        if (j < train_marginal_count(hp->marginal, N)) c->yneg[j] = -1; /* a chain on the marginal E(x) */
         if (fresh) noise_image(xj, D, s, a, 0, lo, hi);
     }
     const int *yneg = hp->conditional ? c->yneg : NULL;

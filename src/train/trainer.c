@@ -90,6 +90,7 @@ char *train_config_to_json(const train_config *c) {
     cJSON_AddNumberToObject(j, "buffer", h->buffer_size);
     cJSON_AddNumberToObject(j, "reinit", h->reinit);
     cJSON_AddBoolToObject(j, "conditional", h->conditional);
+    cJSON_AddNumberToObject(j, "marginal", h->marginal);
     cJSON_AddStringToObject(j, "lr_decay", c->lr_cosine ? "cosine" : "none");
     cJSON_AddNumberToObject(j, "lr_final", c->lr_final);
     if (c->init[0]) cJSON_AddStringToObject(j, "init", c->init);
@@ -142,6 +143,7 @@ ebm_status train_config_from_json(const char *json, train_config *c) {
     if (get_num(j, "data_noise", &v)) h->data_noise = (float)v;
     if (get_num(j, "buffer", &v)) h->buffer_size = (int)v;
     if (get_num(j, "reinit", &v)) h->reinit = (float)v;
+    if (get_num(j, "marginal", &v)) h->marginal = (float)v;
     const cJSON *cond = cJSON_GetObjectItemCaseSensitive(j, "conditional");
     if (cJSON_IsBool(cond)) h->conditional = cJSON_IsTrue(cond);
     char decay[16] = "";
@@ -176,6 +178,9 @@ ebm_status train_config_check(const train_config *c) {
     if (h->buffer_size < 0) BAD("--buffer must be >= 0 (got %d; 0 means short-run chains from noise)", h->buffer_size);
     if (!(h->reinit >= 0 && h->reinit <= 1)) BAD("--reinit must be a probability in [0, 1] (got %g)", h->reinit);
     if (c->limit < 0) BAD("--limit must be >= 0 (got %d)", c->limit);
+    if (!(h->marginal >= 0 && h->marginal <= 1)) BAD("--marginal must be a share in [0, 1] (got %g)", h->marginal);
+    if (h->marginal > 0 && !h->conditional)
+        BAD("--marginal %g needs --conditional (an unconditional model trains only the marginal)", h->marginal);
     if (!(c->lr_final >= 0 && c->lr_final <= h->lr))
         BAD("--lr-final must be between 0 and --lr (got %g with --lr %g)", c->lr_final, h->lr);
     if ((uint64_t)h->n_samples * (c->iters + 1) > UINT32_MAX)
@@ -369,6 +374,9 @@ static void load_batch(trainer *t, uint64_t it) {
         memcpy(t->xb + (size_t)i * D, t->d->x + (size_t)idx * D, sizeof(float) * (size_t)D);
         t->yb[i] = t->d->y ? t->d->y[idx] : 0;
     }
+    /* the first positives of a conditional model's batch may train the marginal (label -1) */
+    const int nm = t->cfg.hp.conditional ? train_marginal_count(t->cfg.hp.marginal, B) : 0;
+    for (int i = 0; i < nm; i++) t->yb[i] = -1;
 }
 
 ebm_status trainer_step(trainer *t, train_step_stats *st) {

@@ -23,7 +23,9 @@
  *       x[k] = lo + (hi - lo) * u[k].
  *     Conditional models: label y_j = slot_j % out_dim with a buffer (a slot keeps its
  *       class, so persistent chains stay with one digit), else
- *       y_j = (int)(rng_uniform_at(s, TRAIN_STREAM_BUFFER, it, j, 2) * out_dim).
+ *       y_j = (int)(rng_uniform_at(s, TRAIN_STREAM_BUFFER, it, j, 2) * out_dim); then
+ *       y_j = -1 (the marginal E(x)) for j < train_marginal_count(marginal, N), and the
+ *       trainer gives positives i < train_marginal_count(marginal, B) the label -1 too.
  *  3. Langevin (ULA, langevin.h) on the N chains with lv.seed = s, chain0 = it * N
  *     (uint32), step0 = 0: chain j's noise at step t is rng_normal_fill(s,
  *     RNG_STREAM_NOISE, it * N + j, t, D).

@@ -92,7 +92,11 @@ run 0 "" train --digits 3,7 --limit 200 --langevin-steps 3 --batch 16 --buffer 6
 grep -q '"spec":"[^"]*dense:10"' "$T/cond-model.safetensors" || fail "conditional model should have 10 outputs"
 [ "$(wc -c < "$T/cond-model.safetensors")" -lt 400000 ] || fail "the exported model should be small"
 run 0 "" sample --model "$T/cond-model.safetensors" --digit 7 -n 4 --steps 4 --out "$T/seven.png"
-pass "conditional training, --export of the plain model, sample --digit"
+run 0 "" train --digits 3,7 --limit 200 --langevin-steps 3 --batch 16 --threads 2 --data "$DATA" \
+    --iters 2 --conditional --marginal 0.5 --out "$T/jem.safetensors" --sample-every 0
+grep -qF 'marginal\":0.5' "$T/jem.safetensors" || fail "the config should record --marginal 0.5"
+run 2 "needs --conditional" train $TINY --iters 1 --marginal 0.5 --out "$T/jem2.safetensors"
+pass "conditional training, --marginal, --export of the plain model, sample --digit"
 
 # --- an unconditional model with a mixture head: ten outputs, trained without labels -------
 # E(x) = -logsumexp_y f(x)[y]; it must sample as one model of all digits and refuse --digit.

@@ -8,7 +8,7 @@
  *     within 1e-4 of the largest); bias gradients 5e-5
  *   ULA chains, 20 steps of eps 10: max |x_cuda - x_cpu| <= 1e-4
  *   MALA chains: the same accept decisions (at most one chain may flip on a tie), 1e-4
- *   training, 3 iterations: loss/energies 1e-4 relative, gradient norm 1e-4, buffer 1e-4,
+ *   training, 3 iterations (also with half the batch on the marginal): loss/energies 1e-4 relative, gradient norm 1e-4, buffer 1e-4,
  *     parameters within 2 lr per iteration (Adam with beta1 = 0 moves each weight by about
  *     lr * sign(g), so a gradient within rounding of zero may step the other way)
  * EBM_CUDA_QUICK=1 runs small sizes only (for compute-sanitizer). */
@@ -238,8 +238,9 @@ static void test_diverged(void) {
     net_free(n);
 }
 
-static void test_train(const char *spec, bool cond) {
-    printf("training iterations, %s: CUDA vs CPU backends from the same seed\n", spec);
+static void test_train(const char *spec, bool cond, float marginal = 0.0f) {
+    printf("training iterations, %s%s: CUDA vs CPU backends from the same seed\n", spec,
+           marginal > 0 ? ", half the batch on the marginal" : "");
     net *a = NULL, *b = NULL;
     OK(net_create(&a, spec, 31));
     OK(net_create(&b, spec, 31));
@@ -249,6 +250,7 @@ static void test_train(const char *spec, bool cond) {
     hp.lv.eps = 10, hp.lv.sigma = 0.005f, hp.lv.grad_clip = 0.03f, hp.lv.lo = -1, hp.lv.hi = 1, hp.lv.seed = 99;
     hp.alpha = 0.1f, hp.lr = 1e-4f, hp.beta1 = 0.0f, hp.beta2 = 0.999f, hp.adam_eps = 1e-8f;
     hp.data_noise = 0.005f, hp.buffer_size = quick ? 8 : 64, hp.reinit = 0.05f, hp.conditional = cond;
+    hp.marginal = marginal;
     train_backend gpu, cpu;
     OK(backend_cpu_create(a, &hp, &cpu));
     OK(backend_cuda_create(b, &hp, 0, &gpu));
@@ -256,7 +258,7 @@ static void test_train(const char *spec, bool cond) {
     for (int it = 0; it < iters; it++) {
         std::vector<float> xp = images(B, 100 + it, 0.9f);
         std::vector<int> yp(B);
-        for (int i = 0; i < B; i++) yp[i] = (i + it) % 10;
+        for (int i = 0; i < B; i++) yp[i] = i < train_marginal_count(marginal, B) ? -1 : (i + it) % 10;
         train_step_stats sc, sg;
         OK(cpu.train_step(cpu.ctx, xp.data(), cond ? yp.data() : NULL, B, &hp, it, &sc));
         OK(gpu.train_step(gpu.ctx, xp.data(), cond ? yp.data() : NULL, B, &hp, it, &sg));
@@ -304,6 +306,7 @@ int main(void) {
     test_diverged();
     test_train("cnn-small", false);
     test_train("cnn-small-cond", true);
+    test_train("cnn-small-cond", true, 0.5f);
     printf("test_cuda_parity: %s (%d failure%s)\n", failures ? "FAILED" : "passed", failures, failures == 1 ? "" : "s");
     return failures ? 1 : 0;
 }

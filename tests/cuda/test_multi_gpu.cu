@@ -86,7 +86,7 @@ static void test_shards(bool cond) {
     std::vector<float> g = from_device(replica_grads_buf(whole), np), gsum(np, 0.0f);
     std::vector<double> s = from_device(replica_sums_buf(whole), 5), ssum(4, 0.0);
     for (int r = 0; r < R; r++) {
-        const CuShard sh = {r * B / R, r * N / R, N};
+        const CuShard sh = {r * B / R, r * N / R, N, 0};
         OK(replica_grads(part[r], x.data() + (size_t)r * (B / R) * 784, cond ? y.data() + r * (B / R) : NULL, B / R, N / R,
                          &sh, B, &hp, it));
         OK(replica_sums(part[r]));
