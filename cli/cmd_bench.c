@@ -242,7 +242,7 @@ int cmd_bench(int argc, char **argv) {
     float *x0 = ebm_alloc(sizeof(float) * (size_t)maxb * dim), *x = ebm_alloc(sizeof(float) * (size_t)maxb * dim);
     lv_row rows[BENCH_MAX_BATCHES];
     timing tt = {0}, tgt = {0};
-    train_config tg; /* the several-GPU run's hyper-parameters */
+    train_hparams hg; /* the several-GPU run's */
     train_backend be = {0};
     train_hparams hp;
     memset(&hp, 0, sizeof hp); /* sampling only: no batch, no buffer (as cli_backend) */
@@ -318,15 +318,15 @@ int cmd_bench(int argc, char **argv) {
     }
     /* the same per-GPU work on `gpus` GPUs: scaling = gpus * it/s(gpus) / it/s(1) */
     if (s == EBM_STATUS_OK && train && gpus > 1) {
-        tg.hp = tc.hp;
-        tg.hp.batch = BENCH_TRAIN_BATCH * gpus;
-        tg.hp.n_samples = BENCH_TRAIN_BATCH * gpus;
-        s = backend_cuda_multi_create(n, &tg.hp, device, gpus, &be);
-        if (s == EBM_STATUS_OK) s = time_train(&be, &tg.hp, dim, n->out_dim, seconds, &tgt);
+        hg = tc.hp;
+        hg.batch = BENCH_TRAIN_BATCH * gpus;
+        hg.n_samples = BENCH_TRAIN_BATCH * gpus;
+        s = backend_cuda_multi_create(n, &hg, device, gpus, &be);
+        if (s == EBM_STATUS_OK) s = time_train(&be, &hg, dim, n->out_dim, seconds, &tgt);
         if (s == EBM_STATUS_OK)
             printf("train on %d GPUs, batch %d (%d per GPU): %s iterations/s, scaling %.2fx of %d; median %.1f ms per "
                    "iteration, %d iterations\n",
-                   gpus, tg.hp.batch, BENCH_TRAIN_BATCH, human(hb, sizeof hb, 1 / tgt.median_s),
+                   gpus, hg.batch, BENCH_TRAIN_BATCH, human(hb, sizeof hb, 1 / tgt.median_s),
                    gpus * tt.median_s / tgt.median_s, gpus, tgt.median_s * 1e3, tgt.reps);
         if (be.destroy) be.destroy(be.ctx);
     }
@@ -367,7 +367,7 @@ int cmd_bench(int argc, char **argv) {
         if (train && gpus > 1) {
             cJSON *o = cJSON_AddObjectToObject(js, "train_gpus");
             cJSON_AddNumberToObject(o, "gpus", gpus);
-            cJSON_AddNumberToObject(o, "batch", tg.hp.batch);
+            cJSON_AddNumberToObject(o, "batch", hg.batch);
             cJSON_AddNumberToObject(o, "iterations_per_s", 1 / tgt.median_s);
             cJSON_AddNumberToObject(o, "scaling", gpus * tt.median_s / tgt.median_s);
             json_timing(o, &tgt);

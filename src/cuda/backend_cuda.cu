@@ -35,7 +35,6 @@ ebm_status cu_fail(cudaError_t e, const char *what, const char *file, int line) 
 
 struct cuda_ctx {
     int dev, nout, S, B_cap, N_cap, shape;
-    int B_last, N_last;        /* shard sizes of the iteration in progress */
     unsigned long long *csum;  /* replica checksum (device) */
     cudaStream_t st;
     size_t np;
@@ -262,9 +261,9 @@ ebm_status replica_grads(cuda_ctx *c, const float *x_pos, const int *y_pos, int 
     if (cond) EBM_ASSERT(y_pos && c->nout > 1);
     CU_TRY(cudaSetDevice(c->dev));
     const uint64_t s = hp->lv.seed;
-    const int N_all = sh ? sh->n_all : N, neg0 = sh ? sh->neg0 : 0;
-    CuShard whole = {0, 0, N, 0};
-    CuShard shm = sh ? *sh : whole;
+    CuShard shm = {0, 0, N, 0}; /* the whole batch, unless sh says which share */
+    if (sh) shm = *sh;
+    const int N_all = shm.n_all, neg0 = shm.neg0;
     shm.n_marg = cond ? train_marginal_count(hp->marginal, N_all) : 0;
     /* 1-2. positives and chain starts */
     CU_TRY(cudaMemcpyAsync(c->xraw, x_pos, sizeof(float) * (size_t)B * 784, cudaMemcpyHostToDevice, c->st));
@@ -294,13 +293,12 @@ ebm_status replica_grads(cuda_ctx *c, const float *x_pos, const int *y_pos, int 
     for (int l = 0; l < 6; l++) t.dA[l] = c->dA[l], t.dG[l] = c->dG[l];
     EBM_TRY(cu_train_pass(&t, c->nout, c->st));
     EBM_TRY(cu_wgrad(c->grads, c->part, c->dA, c->dG, B + N, c->nout, c->src.w_off, c->src.b_off, c->st));
-    c->B_last = B, c->N_last = N;
     return EBM_STATUS_OK;
 }
 
-ebm_status replica_sums(cuda_ctx *c) {
+ebm_status replica_sums(cuda_ctx *c, int B, int N) {
     CU_TRY(cudaSetDevice(c->dev));
-    return cu_sums(c->sums, c->E, c->B_last, c->N_last, c->grads, c->np, c->st);
+    return cu_sums(c->sums, c->E, B, N, c->grads, c->np, c->st);
 }
 
 ebm_status replica_fetch(cuda_ctx *c) {
@@ -367,7 +365,7 @@ static ebm_status cuda_train_step(void *ctx, const float *x_pos, const int *y_po
     const int N = hp->n_samples;
     EBM_ASSERT(hp->buffer_size == c->S);
     EBM_TRY(replica_grads(c, x_pos, y_pos, B, N, NULL, B, hp, iter));
-    EBM_TRY(replica_sums(c));
+    EBM_TRY(replica_sums(c, B, N));
     EBM_TRY(replica_fetch(c));
     CU_TRY(cudaStreamSynchronize(c->st));
     EBM_TRY(replica_read(c, B, N, hp, st));
@@ -400,12 +398,18 @@ static ebm_status cuda_push(void *ctx, const net *host, const float *buffer) {
 
 static void cuda_destroy(void *ctx) { ctx_free((cuda_ctx *)ctx); }
 
-static ebm_status create(cuda_ctx *c, net *host, const train_hparams *hp, int device) {
-    int count = 0;
-    const cudaError_t e = cudaGetDeviceCount(&count);
-    if (e != cudaSuccess || count == 0)
+ebm_status replica_device_count(int *count) {
+    *count = 0;
+    const cudaError_t e = cudaGetDeviceCount(count);
+    if (e != cudaSuccess || *count == 0)
         return ebm_fail(EBM_STATUS_UNSUPPORTED, "--device cuda: no usable NVIDIA GPU (%s); use --device cpu",
                         e != cudaSuccess ? cudaGetErrorString(e) : "no device found");
+    return EBM_STATUS_OK;
+}
+
+static ebm_status create(cuda_ctx *c, net *host, const train_hparams *hp, int device) {
+    int count = 0;
+    EBM_TRY(replica_device_count(&count));
     if (device < 0 || device >= count)
         return ebm_fail(EBM_STATUS_BAD_ARG, "--device cuda: GPU %d does not exist (this machine has %d, 0..%d)", device,
                         count, count - 1);

@@ -26,6 +26,11 @@
 #include "backend_cuda.h"
 #include "replica.h"
 
+ebm_status backend_cuda_multi_create(net *host, const train_hparams *hp, int device, int gpus, train_backend *out) {
+    if (gpus <= 1) return backend_cuda_create(host, hp, device, out);
+    return backend_cuda_dp_create(host, hp, device, gpus, out);
+}
+
 #ifdef EBM_HAVE_NCCL
 #include <nccl.h>
 
@@ -95,7 +100,7 @@ static ebm_status multi_train_step(void *ctx, const float *x_pos, const int *y_p
                               &sh, B, hp, iter));
     }
     EBM_TRY(allreduce_grads(m));
-    for (int r = 0; r < m->R; r++) EBM_TRY(replica_sums(m->rep[r]));
+    for (int r = 0; r < m->R; r++) EBM_TRY(replica_sums(m->rep[r], Bs, Ns));
     EBM_TRY(allreduce_sums(m));
     for (int r = 0; r < m->R; r++) EBM_TRY(replica_fetch(m->rep[r]));
     for (int r = 0; r < m->R; r++) EBM_TRY(replica_sync(m->rep[r]));
@@ -152,10 +157,7 @@ static ebm_status divisible(const char *what, int v, int gpus) {
 
 static ebm_status multi_create(multi_ctx *m, net *host, const train_hparams *hp, int device, int gpus) {
     int count = 0;
-    const cudaError_t e = cudaGetDeviceCount(&count);
-    if (e != cudaSuccess || count == 0)
-        return ebm_fail(EBM_STATUS_UNSUPPORTED, "--device cuda: no usable NVIDIA GPU (%s); use --device cpu",
-                        e != cudaSuccess ? cudaGetErrorString(e) : "no device found");
+    EBM_TRY(replica_device_count(&count));
     if (gpus < 1 || gpus > MULTI_MAX) return ebm_fail(EBM_STATUS_BAD_ARG, "--gpus %d: between 1 and %d GPUs", gpus, MULTI_MAX);
     if (device < 0 || device + gpus > count)
         return ebm_fail(EBM_STATUS_BAD_ARG, "--gpus %d from GPU %d: this machine has %d GPU%s (0..%d)", gpus, device, count,
@@ -185,11 +187,6 @@ static ebm_status multi_create(multi_ctx *m, net *host, const train_hparams *hp,
     return multi_verify(m, 0);
 }
 
-ebm_status backend_cuda_multi_create(net *host, const train_hparams *hp, int device, int gpus, train_backend *out) {
-    if (gpus <= 1) return backend_cuda_create(host, hp, device, out);
-    return backend_cuda_dp_create(host, hp, device, gpus, out);
-}
-
 ebm_status backend_cuda_dp_create(net *host, const train_hparams *hp, int device, int gpus, train_backend *out) {
     memset(out, 0, sizeof *out);
     multi_ctx *m = (multi_ctx *)ebm_alloc(sizeof *m);
@@ -217,11 +214,6 @@ double backend_cuda_multi_allreduce_ms(void *ctx) {
 }
 
 #else /* built without NCCL */
-
-ebm_status backend_cuda_multi_create(net *host, const train_hparams *hp, int device, int gpus, train_backend *out) {
-    if (gpus <= 1) return backend_cuda_create(host, hp, device, out);
-    return backend_cuda_dp_create(host, hp, device, gpus, out);
-}
 
 ebm_status backend_cuda_dp_create(net *host, const train_hparams *hp, int device, int gpus, train_backend *out) {
     memset(out, 0, sizeof *out);

@@ -8,7 +8,7 @@
  *                   of this GPU's share, normalised by the whole batch (B_all, sh->n_all),
  *                   so that the sum over GPUs is the whole batch's gradient
  *   (all-reduce of replica_grads_buf: np floats)
- *   replica_sums    sums[0..3] = this share's sum E+, E+^2, E-, E-^2; sums[4] = |grad|^2
+ *   replica_sums    sums[0..3] = this share's (B, N) sum E+, E+^2, E-, E-^2; sums[4] = |grad|^2
  *   (all-reduce of sums[0..3]: 4 doubles)
  *   replica_fetch   sums and the divergence flag to pinned host memory (asynchronous)
  *   replica_sync, replica_read   the stats; DIVERGED on a bad chain or a non-finite loss
@@ -23,6 +23,9 @@
 
 typedef struct cuda_ctx cuda_ctx;
 
+/* GPUs on this machine; UNSUPPORTED, saying why, when there are none. */
+ebm_status replica_device_count(int *count);
+
 /* hp: this replica's shapes (its share of batch, n_samples and buffer_size). */
 ebm_status replica_create(net *host, const train_hparams *hp, int device, cuda_ctx **out);
 void replica_free(cuda_ctx *c);
@@ -31,7 +34,7 @@ void replica_free(cuda_ctx *c);
  * hp: the run's hyper-parameters (only its sampler, alpha, noise and reinit are used). */
 ebm_status replica_grads(cuda_ctx *c, const float *x_pos, const int *y_pos, int B, int N, const CuShard *sh,
                          int B_all, const train_hparams *hp, uint64_t iter);
-ebm_status replica_sums(cuda_ctx *c);
+ebm_status replica_sums(cuda_ctx *c, int B, int N);
 ebm_status replica_fetch(cuda_ctx *c);
 ebm_status replica_sync(cuda_ctx *c);
 ebm_status replica_read(cuda_ctx *c, int B_all, int N_all, const train_hparams *hp, train_step_stats *st);

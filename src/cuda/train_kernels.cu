@@ -240,11 +240,10 @@ __global__ void k_batch(float *x, int *slots, int *yneg, const float *xpos, int 
 ebm_status cu_batch(float *x, int *slots, int *yneg, const float *xpos, int B, int N, const float *buf, int S,
                     int out_dim, uint64_t seed, uint64_t iter, float dn, float reinit, float lo, float hi,
                     const CuShard *shard, cudaStream_t st) {
+    EBM_ASSERT(shard);
     const size_t n = (size_t)(B + N) * 196;
-    CuShard sh = {0, 0, N, 0};
-    if (shard) sh = *shard;
     k_batch<<<(unsigned)((n + 255) / 256), 256, 0, st>>>(x, slots, yneg, xpos, B, N, buf, S, out_dim, seed, iter, dn,
-                                                        reinit, lo, hi, sh);
+                                                        reinit, lo, hi, *shard);
     CU_TRY(cudaGetLastError());
     return EBM_STATUS_OK;
 }

@@ -56,15 +56,6 @@ static double check_abs(const char *what, const float *a, const float *b, size_t
     return worst;
 }
 
-static std::vector<float> images(int n, uint64_t seed, float scale) {
-    std::vector<float> x((size_t)n * 784);
-    for (int i = 0; i < n; i++) {
-        rng_uniform_fill(seed, 9, (uint32_t)i, 0, &x[(size_t)i * 784], 784);
-        for (int k = 0; k < 784; k++) x[(size_t)i * 784 + k] = scale * (2.0f * x[(size_t)i * 784 + k] - 1.0f);
-    }
-    return x;
-}
-
 static train_hparams sampling_hp(void) {
     train_hparams hp;
     memset(&hp, 0, sizeof hp);

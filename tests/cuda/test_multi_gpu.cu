@@ -37,15 +37,6 @@ static double rel_err(const float *a, const float *b, size_t n) {
     return sqrt(d2 / (b2 > 0 ? b2 : 1));
 }
 
-static std::vector<float> images(int n, uint64_t seed) {
-    std::vector<float> x((size_t)n * 784);
-    for (int i = 0; i < n; i++) {
-        rng_uniform_fill(seed, 9, (uint32_t)i, 0, &x[(size_t)i * 784], 784);
-        for (int k = 0; k < 784; k++) x[(size_t)i * 784 + k] = 0.9f * (2.0f * x[(size_t)i * 784 + k] - 1.0f);
-    }
-    return x;
-}
-
 static train_hparams train_hp(int B, int N, int S, int steps, bool cond) {
     train_hparams hp;
     memset(&hp, 0, sizeof hp);
@@ -75,12 +66,12 @@ static void test_shards(bool cond) {
     cuda_ctx *whole = NULL, *part[R] = {NULL, NULL};
     OK(replica_create(n, &hp, 0, &whole));
     for (int r = 0; r < R; r++) OK(replica_create(n, &hs, 0, &part[r]));
-    std::vector<float> x = images(B, 3);
+    std::vector<float> x = images(B, 3, 0.9f);
     std::vector<int> y(B);
     for (int i = 0; i < B; i++) y[i] = (3 * i + 1) % 10;
     const uint64_t it = 5;
     OK(replica_grads(whole, x.data(), cond ? y.data() : NULL, B, N, NULL, B, &hp, it));
-    OK(replica_sums(whole));
+    OK(replica_sums(whole, B, N));
     OK(replica_sync(whole));
     const size_t np = replica_nparams(whole);
     std::vector<float> g = from_device(replica_grads_buf(whole), np), gsum(np, 0.0f);
@@ -89,7 +80,7 @@ static void test_shards(bool cond) {
         const CuShard sh = {r * B / R, r * N / R, N, 0};
         OK(replica_grads(part[r], x.data() + (size_t)r * (B / R) * 784, cond ? y.data() + r * (B / R) : NULL, B / R, N / R,
                          &sh, B, &hp, it));
-        OK(replica_sums(part[r]));
+        OK(replica_sums(part[r], B / R, N / R));
         OK(replica_sync(part[r]));
         std::vector<float> gr = from_device(replica_grads_buf(part[r]), np);
         std::vector<double> sr = from_device(replica_sums_buf(part[r]), 5);
@@ -163,7 +154,7 @@ static void test_nccl(int R, int S) {
     double worst = 0;
     bool identical = true;
     for (int it = 0; it < iters; it++) {
-        std::vector<float> xp = images(B, 200 + it);
+        std::vector<float> xp = images(B, 200 + it, 0.9f);
         train_step_stats s1, s2;
         OK(one.train_step(one.ctx, xp.data(), NULL, B, &hp, it, &s1));
         OK(dp.train_step(dp.ctx, xp.data(), NULL, B, &hp, it, &s2));
@@ -242,7 +233,7 @@ static double bench_its(int R, double *ar_ms) {
         net_free(n);
         return 0;
     }
-    std::vector<float> xp = images(B, 7);
+    std::vector<float> xp = images(B, 7, 0.9f);
     train_step_stats st;
     double t0 = 0;
     for (int it = 0; it < warm + iters; it++) {
