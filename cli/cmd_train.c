@@ -78,6 +78,8 @@ int cmd_train(int argc, char **argv) {
         {"conditional", 0, ARG_FLAG, &h->conditional, 0, NULL, "class-conditional model E(x,y) (arch cnn-small-cond)", 0},
         {"marginal", 0, ARG_FLOAT, &h->marginal, ARG_NONNEG, "P",
          "with --conditional: share of positives and chains that train the marginal E(x) instead (JEM-style)", 0},
+        {"marginal-chains", 0, ARG_FLOAT, &h->marginal_chains, ARG_NONNEG, "Q",
+         "with --conditional: share of chains on the marginal (default: --marginal's); 1 with --marginal 0 trains the joint p(x,y)", 0},
         {"seed", 0, ARG_U64, &cfg.seed, 0, "N", "seed of the initialisation and every random draw", 0},
         {"threads", 0, ARG_INT, &threads, ARG_NONNEG, "N", "CPU threads (0 = all cores)", 0},
         {"device", 0, ARG_STR, &device_s, 0, "cpu|cuda", "where the arithmetic runs", 0},
@@ -125,6 +127,7 @@ int cmd_train(int argc, char **argv) {
     if (args_given(&cmd, "arch")) snprintf(cfg.arch, sizeof cfg.arch, "%s", arch);
     else if (!resume && h->conditional) snprintf(cfg.arch, sizeof cfg.arch, "cnn-small-cond");
     h->n_samples = n_samples > 0 ? n_samples : h->batch;
+    if (args_given(&cmd, "marginal") && !args_given(&cmd, "marginal-chains")) h->marginal_chains = h->marginal;
     if (args_given(&cmd, "lr-decay")) {
         if (strcmp(lr_decay, "cosine") != 0 && strcmp(lr_decay, "none") != 0) {
             fprintf(stderr, "ebm train: --lr-decay expects none or cosine, got '%s'\n", lr_decay);

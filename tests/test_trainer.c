@@ -354,7 +354,7 @@ static void test_marginal_share(void **state) {
         net *n;
         assert_int_equal(net_create(&n, "cnn-small-cond", 3), EBM_STATUS_OK);
         train_hparams h = hp;
-        h.conditional = k != 1, h.marginal = k == 1 ? 0 : share[k];
+        h.conditional = k != 1, h.marginal = h.marginal_chains = k == 1 ? 0 : share[k];
         int yk[8];
         for (int i = 0; i < B; i++) yk[i] = i < train_marginal_count(h.marginal, B) ? -1 : y[i];
         train_backend be;
@@ -379,6 +379,54 @@ static void test_marginal_share(void **state) {
     assert_non_null(strstr(ebm_last_error(), "--marginal 0.5 needs --conditional"));
     c.hp.conditional = 1, c.hp.marginal = 1.5f;
     assert_int_equal(train_config_check(&c), EBM_STATUS_BAD_ARG);
+}
+
+/* The joint likelihood (--marginal 0 --marginal-chains 1): one step from the same parameters
+ * has the labelled positives of the conditional step (E+ bit for bit) and the chains of the
+ * marginal step (E- bit for bit), and a loss and update unlike either.  An old checkpoint's
+ * config (one "marginal" share) gives both shares that value. */
+static void test_joint_likelihood(void **state) {
+    (void)state;
+    const int B = 8, N = 6;
+    train_config c;
+    train_config_default(&c);
+    train_hparams hp = c.hp;
+    hp.batch = B, hp.n_samples = N, hp.steps = 3, hp.buffer_size = 0, hp.lr = 1e-3f, hp.lv.seed = 5;
+    hp.conditional = 1;
+    dataset d = make_data(B);
+    int y[8], ym[8];
+    for (int i = 0; i < B; i++) y[i] = (3 * i) % 10, ym[i] = -1;
+    const float pos_share[3] = {0, 1, 0}, chain_share[3] = {0, 1, 1}; /* conditional, marginal, joint */
+    train_step_stats st[3];
+    float *p[3];
+    for (int k = 0; k < 3; k++) {
+        net *n;
+        assert_int_equal(net_create(&n, "cnn-small-cond", 3), EBM_STATUS_OK);
+        train_hparams h = hp;
+        h.marginal = pos_share[k], h.marginal_chains = chain_share[k];
+        train_backend be;
+        assert_int_equal(backend_cpu_create(n, &h, &be), EBM_STATUS_OK);
+        assert_int_equal(be.train_step(be.ctx, d.x, k == 1 ? ym : y, B, &h, 0, &st[k]), EBM_STATUS_OK);
+        p[k] = malloc(sizeof(float) * n->nparams);
+        memcpy(p[k], n->params, sizeof(float) * n->nparams);
+        be.destroy(be.ctx);
+        net_free(n);
+    }
+    printf("  E+ %.7g (conditional %.7g)  E- %.7g (marginal %.7g)\n", st[2].e_pos, st[0].e_pos, st[2].e_neg, st[1].e_neg);
+    assert_true(st[2].e_pos == st[0].e_pos && st[2].e_neg == st[1].e_neg);
+    assert_true(st[2].e_neg != st[0].e_neg && st[2].loss != st[0].loss && st[2].loss != st[1].loss);
+    assert_memory_not_equal(p[2], p[0], sizeof(float) * 100);
+    for (int k = 0; k < 3; k++) free(p[k]);
+    dataset_free(&d);
+    train_config r;
+    assert_int_equal(train_config_from_json("{\"conditional\":true,\"marginal\":0.25}", &r), EBM_STATUS_OK);
+    assert_true(r.hp.marginal == 0.25f && r.hp.marginal_chains == 0.25f);
+    assert_int_equal(train_config_from_json("{\"conditional\":true,\"marginal\":0,\"marginal_chains\":1}", &r),
+                     EBM_STATUS_OK);
+    assert_true(r.hp.marginal == 0 && r.hp.marginal_chains == 1);
+    c.hp.conditional = 1, c.hp.marginal_chains = 2;
+    assert_int_equal(train_config_check(&c), EBM_STATUS_BAD_ARG);
+    assert_non_null(strstr(ebm_last_error(), "--marginal-chains"));
 }
 
 /* The cosine schedule: lr at the start, the mean halfway, lr_final at the end, falling. */
@@ -409,6 +457,7 @@ int main(void) {
         cmocka_unit_test(test_config_json_round_trip),
         cmocka_unit_test(test_lr_schedule),
         cmocka_unit_test(test_marginal_share),
+        cmocka_unit_test(test_joint_likelihood),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     char cmd[300];

@@ -264,7 +264,7 @@ ebm_status replica_grads(cuda_ctx *c, const float *x_pos, const int *y_pos, int 
     CuShard shm = {0, 0, N, 0}; /* the whole batch, unless sh says which share */
     if (sh) shm = *sh;
     const int N_all = shm.n_all, neg0 = shm.neg0;
-    shm.n_marg = cond ? train_marginal_count(hp->marginal, N_all) : 0;
+    shm.n_marg = cond ? train_marginal_count(hp->marginal_chains, N_all) : 0;
     /* 1-2. positives and chain starts */
     CU_TRY(cudaMemcpyAsync(c->xraw, x_pos, sizeof(float) * (size_t)B * 784, cudaMemcpyHostToDevice, c->st));
     if (cond) CU_TRY(cudaMemcpyAsync(c->y, y_pos, sizeof(int) * (size_t)B, cudaMemcpyHostToDevice, c->st));

@@ -31,8 +31,10 @@ typedef struct {
     int buffer_size;      /* 0: short-run chains from noise */
     float reinit;         /* replay-buffer re-initialisation probability */
     int conditional;      /* class-conditional energy: positives carry labels */
-    float marginal;       /* conditional models: the share of positives and chains that train the
-                             marginal E(x) = -logsumexp_y E(x, y) instead (label -1; JEM-style) */
+    float marginal;       /* conditional models: the share of positives that train the marginal
+                             E(x) = -logsumexp_y E(x, y) instead of E(x, y) (label -1; JEM-style) */
+    float marginal_chains; /* ... and the share of chains that sample the marginal instead of one
+                             class; 1 with marginal 0 is the joint likelihood of (x, y) (trainer.h) */
 } train_hparams;
 
 /* How many of n positives or chains train the marginal: the first floor(share * n). */

@@ -133,7 +133,7 @@ static ebm_status cpu_train_step(void *ctx, const float *x_pos, const int *y_pos
         } else {
             c->yneg[j] = (int)(rng_uniform_at(s, TRAIN_STREAM_BUFFER, (uint32_t)iter, (uint32_t)j, 2) * c->out_dim);
         }
-        if (j < train_marginal_count(hp->marginal, N)) c->yneg[j] = -1; /* a chain on the marginal E(x) */
+        if (j < train_marginal_count(hp->marginal_chains, N)) c->yneg[j] = -1; /* a chain on the marginal E(x) */
         if (fresh) noise_image(xj, D, s, a, 0, lo, hi);
     }
     const int *yneg = hp->conditional ? c->yneg : NULL;

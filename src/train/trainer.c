@@ -91,6 +91,7 @@ char *train_config_to_json(const train_config *c) {
     cJSON_AddNumberToObject(j, "reinit", h->reinit);
     cJSON_AddBoolToObject(j, "conditional", h->conditional);
     cJSON_AddNumberToObject(j, "marginal", h->marginal);
+    cJSON_AddNumberToObject(j, "marginal_chains", h->marginal_chains);
     cJSON_AddStringToObject(j, "lr_decay", c->lr_cosine ? "cosine" : "none");
     cJSON_AddNumberToObject(j, "lr_final", c->lr_final);
     if (c->init[0]) cJSON_AddStringToObject(j, "init", c->init);
@@ -143,7 +144,8 @@ ebm_status train_config_from_json(const char *json, train_config *c) {
     if (get_num(j, "data_noise", &v)) h->data_noise = (float)v;
     if (get_num(j, "buffer", &v)) h->buffer_size = (int)v;
     if (get_num(j, "reinit", &v)) h->reinit = (float)v;
-    if (get_num(j, "marginal", &v)) h->marginal = (float)v;
+    if (get_num(j, "marginal", &v)) h->marginal = h->marginal_chains = (float)v; /* one share before */
+    if (get_num(j, "marginal_chains", &v)) h->marginal_chains = (float)v;
     const cJSON *cond = cJSON_GetObjectItemCaseSensitive(j, "conditional");
     if (cJSON_IsBool(cond)) h->conditional = cJSON_IsTrue(cond);
     char decay[16] = "";
@@ -179,8 +181,11 @@ ebm_status train_config_check(const train_config *c) {
     if (!(h->reinit >= 0 && h->reinit <= 1)) BAD("--reinit must be a probability in [0, 1] (got %g)", h->reinit);
     if (c->limit < 0) BAD("--limit must be >= 0 (got %d)", c->limit);
     if (!(h->marginal >= 0 && h->marginal <= 1)) BAD("--marginal must be a share in [0, 1] (got %g)", h->marginal);
-    if (h->marginal > 0 && !h->conditional)
-        BAD("--marginal %g needs --conditional (an unconditional model trains only the marginal)", h->marginal);
+    if (!(h->marginal_chains >= 0 && h->marginal_chains <= 1))
+        BAD("--marginal-chains must be a share in [0, 1] (got %g)", h->marginal_chains);
+    if ((h->marginal > 0 || h->marginal_chains > 0) && !h->conditional)
+        BAD("%s %g needs --conditional (an unconditional model trains only the marginal)",
+            h->marginal > 0 ? "--marginal" : "--marginal-chains", h->marginal > 0 ? h->marginal : h->marginal_chains);
     if (!(c->lr_final >= 0 && c->lr_final <= h->lr))
         BAD("--lr-final must be between 0 and --lr (got %g with --lr %g)", c->lr_final, h->lr);
     if ((uint64_t)h->n_samples * (c->iters + 1) > UINT32_MAX)

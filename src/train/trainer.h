@@ -24,7 +24,7 @@
  *     Conditional models: label y_j = slot_j % out_dim with a buffer (a slot keeps its
  *       class, so persistent chains stay with one digit), else
  *       y_j = (int)(rng_uniform_at(s, TRAIN_STREAM_BUFFER, it, j, 2) * out_dim); then
- *       y_j = -1 (the marginal E(x)) for j < train_marginal_count(marginal, N), and the
+ *       y_j = -1 (the marginal E(x)) for j < train_marginal_count(marginal_chains, N), and the
  *       trainer gives positives i < train_marginal_count(marginal, B) the label -1 too.
  *  3. Langevin (ULA, langevin.h) on the N chains with lv.seed = s, chain0 = it * N
  *     (uint32), step0 = 0: chain j's noise at step t is rng_normal_fill(s,
@@ -41,6 +41,11 @@
  *  one Adam step (adam.h) with t = it + 1.  A backend applies no update when the loss or
  *  the gradient is not finite, and returns EBM_STATUS_DIVERGED.
  *  Stats: loss, e_pos = mean E+, e_neg = mean E- (double sums, reported as float).
+ *  Conditional models with marginal = 0, marginal_chains = 1 (labelled positives, chains on
+ *  E(x)) follow the gradient of the joint log-likelihood log p(x, y): its negative phase is
+ *  E_p(x,y)[dE(x,y)] = E_p(x)[sum_y p(y|x) dE(x,y)] = E_p(x)[dE(x)].  Chains per class
+ *  (marginal_chains = 0) follow log p(x | y) instead, which leaves each class's offset, and
+ *  so the marginal E(x), unconstrained.
  * ---- Sampling-only backends --------------------------------------------------------------
  *  `ebm sample` and `ebm chain` create a backend with hp zeroed except lv.lo/hi (batch =
  *  n_samples = buffer_size = 0) and call only sample/destroy.  Their chain i starts from
