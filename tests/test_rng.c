@@ -4,6 +4,7 @@
  * estimate by far more). */
 #include "testutil.h"
 
+#include "core/boxmuller.h"
 #include "core/rng.h"
 
 #define Z 4.5 /* standard errors allowed */
@@ -93,16 +94,19 @@ static void test_normals_of_neighbouring_chains_are_uncorrelated(void **state) {
     free(a); free(b); free(c);
 }
 
+/* rng_normal_fill runs 32 Philox blocks (128 normals) at a time in vector code and a tail
+ * of up to 8 normals block by block: lengths on both sides of each boundary. */
 static void test_fill_element_i_does_not_depend_on_n(void **state) {
     (void)state;
-    enum { N = 1001 };
-    float full[N], part[N], ufull[N], upart[N];
+    enum { N = 100003 }; /* 781 chunks of 128 and a tail of 35 */
+    float *full = malloc(sizeof(float) * N), *part = malloc(sizeof(float) * (N + 1));
+    float *ufull = malloc(sizeof(float) * N), *upart = malloc(sizeof(float) * (N + 1));
     rng_normal_fill(9, RNG_STREAM_NOISE, 5, 11, full, N);
     rng_uniform_fill(9, RNG_STREAM_START, 5, 11, ufull, N);
-    const int lens[] = {1, 2, 3, 4, 5, 7, 8, 13, 64, 999, 1000};
+    const int lens[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 64, 127, 128, 129, 136, 137, 784, 999, 1000, N - 1};
     for (size_t k = 0; k < sizeof lens / sizeof *lens; k++) {
-        memset(part, 0xff, sizeof part);
-        memset(upart, 0xff, sizeof upart);
+        memset(part, 0xff, sizeof(float) * (N + 1));
+        memset(upart, 0xff, sizeof(float) * (N + 1));
         rng_normal_fill(9, RNG_STREAM_NOISE, 5, 11, part, lens[k]);
         rng_uniform_fill(9, RNG_STREAM_START, 5, 11, upart, lens[k]);
         if (memcmp(part, full, (size_t)lens[k] * sizeof(float)))
@@ -113,6 +117,29 @@ static void test_fill_element_i_does_not_depend_on_n(void **state) {
         uint32_t bits;
         memcpy(&bits, &part[lens[k]], sizeof bits);
         assert_int_equal(bits, 0xffffffffu);
+    }
+    free(full), free(part), free(ufull), free(upart);
+}
+
+/* The vector code against the definition, one Philox block at a time: block q's words
+ * (w0, w1, w2, w3) give elements 4q .. 4q+3 as bm_pair(w0, w1) and bm_pair(w2, w3). */
+static void test_normals_are_box_muller_of_each_philox_block(void **state) {
+    (void)state;
+    enum { N = 4131 }; /* 32 chunks, and a tail of 35 through the vector code */
+    float got[N], want[N + 3];
+    const uint64_t seeds[] = {0, 42, 0xfedcba9876543210ull};
+    for (size_t s = 0; s < sizeof seeds / sizeof *seeds; s++) {
+        rng_normal_fill(seeds[s], RNG_STREAM_NOISE, 3 + (uint32_t)s, 17, got, N);
+        for (int q = 0; 4 * q < N; q++) {
+            const uint32_t ctr[4] = {(uint32_t)q, 3 + (uint32_t)s, 17, RNG_STREAM_NOISE};
+            uint32_t w[4];
+            philox4x32(ctr, seeds[s], w);
+            bm_pair(w[0], w[1], &want[4 * q], &want[4 * q + 1]);
+            bm_pair(w[2], w[3], &want[4 * q + 2], &want[4 * q + 3]);
+        }
+        for (int i = 0; i < N; i++)
+            if (memcmp(&got[i], &want[i], sizeof(float)))
+                fail_msg("seed %zu element %d: %.9g, the block definition gives %.9g", s, i, got[i], want[i]);
     }
 }
 
@@ -280,6 +307,7 @@ int main(void) {
         cmocka_unit_test(test_normals_have_mean0_var1_and_pass_ks),
         cmocka_unit_test(test_normals_of_neighbouring_chains_are_uncorrelated),
         cmocka_unit_test(test_fill_element_i_does_not_depend_on_n),
+        cmocka_unit_test(test_normals_are_box_muller_of_each_philox_block),
         cmocka_unit_test(test_streams_chains_steps_and_seeds_give_different_numbers),
         cmocka_unit_test(test_uniforms_are_in_0_1_and_uniform),
         cmocka_unit_test(test_rng_below_is_in_range_and_unbiased),

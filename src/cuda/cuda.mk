@@ -32,7 +32,7 @@ endif
 
 CU_SRC     := $(wildcard src/cuda/*.cu)
 CU_OBJ     := $(CU_SRC:%.cu=$(BUILD)/%.o) $(BUILD)/src/cuda/wlayout.o
-CU_HDR     := $(wildcard src/cuda/*.h src/cuda/*.cuh)
+CU_HDR     := $(wildcard src/cuda/*.h src/cuda/*.cuh) src/core/boxmuller.h
 # what the CUDA tests link from the CPU side: the reference network, sampler and backend
 MIN_OBJ    := $(addprefix $(BUILD)/src/,core/common.o core/net.o core/layers.o core/rng.o sample/langevin.o \
                 train/backend_cpu.o train/adam.o data/dataset.o data/idx.o io/atomic.o)

@@ -1,7 +1,8 @@
 /* hd.cuh - what the CUDA kernels share with their CPU emulation: the host/device
  * qualifiers, exactly-rounded float operations (no FMA contraction where the CPU reference
  * has none), the read-only load, and Philox4x32-10 with the uniform/normal streams of
- * src/core/rng.c reproduced bit for bit (the normals up to the last ulp of logf/sinf/cosf).
+ * src/core/rng.c reproduced bit for bit (the normals through the same Box-Muller code,
+ * src/core/boxmuller.h).
  *
  * Why the emulation: this project's build machine has nvcc but no GPU, and device time is
  * scarce.  The fused kernels are written as phases run by "every thread of the block"
@@ -18,6 +19,7 @@
 extern "C" {
 #include "../core/rng.h"
 }
+#include "../core/boxmuller.h"
 
 #define HD __host__ __device__ __forceinline__
 
@@ -69,15 +71,8 @@ HD void hd_block(uint64_t seed, uint32_t stream, uint32_t a, uint32_t b, uint32_
 HD void hd_normal4(uint64_t seed, uint32_t stream, uint32_t a, uint32_t b, uint32_t blk, float z[4]) {
     uint32_t w[4];
     hd_block(seed, stream, a, b, blk, w);
-#pragma unroll
-    for (int p = 0; p < 2; p++) {
-        const float u1 = FMUL((float)(w[2 * p] >> 8) + 1.0f, 1.0f / 16777216.0f);
-        const float u2 = FMUL((float)(w[2 * p + 1] >> 8) + 1.0f, 1.0f / 16777216.0f);
-        const float r = sqrtf(FMUL(-2.0f, logf(u1)));
-        const float t = FMUL(6.28318530717958647692f, u2);
-        z[2 * p] = FMUL(r, cosf(t));
-        z[2 * p + 1] = FMUL(r, sinf(t));
-    }
+    bm_pair(w[0], w[1], &z[0], &z[1]);
+    bm_pair(w[2], w[3], &z[2], &z[3]);
 }
 
 /* Elements 4*blk .. 4*blk+3 of rng_uniform_fill. */

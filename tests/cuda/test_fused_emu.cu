@@ -268,6 +268,22 @@ static void test_train(net *n, bool labels) {
     }
 }
 
+/* hd_normal4, the kernels' noise, as the host compiles it: the same bits as rng_normal_fill
+ * (test_cuda_parity checks the device's). */
+static void test_normals(void) {
+    printf("hd_normal4 (host) vs rng_normal_fill\n");
+    const int n = 4 * 1000;
+    std::vector<float> z(n), r(n);
+    long bad = 0;
+    for (uint32_t c = 0; c < 64; c++) {
+        rng_normal_fill(0x1234567890abcdefull + c, RNG_STREAM_NOISE, c, 7 * c, r.data(), n);
+        for (int q = 0; q < n / 4; q++) hd_normal4(0x1234567890abcdefull + c, RNG_STREAM_NOISE, c, 7 * c, q, &z[4 * q]);
+        for (int i = 0; i < n; i++) bad += memcmp(&z[i], &r[i], 4) != 0;
+    }
+    printf("  %d normals differing: %ld %s\n", 64 * n, bad, bad ? "FAIL" : "ok");
+    failures += bad != 0;
+}
+
 /* The work split of each layer (what docs/PERF_CUDA.md tabulates). */
 template <int IMG, int NT, int POL>
 static void describe(void) {
@@ -297,6 +313,7 @@ int main(void) {
     }
     net_set_threads(n, 1);
     net_set_threads(nc, 1);
+    test_normals();
     test_energy<1, 256, 1>(n, "cnn-small", false);
     test_energy<2, 512, 1>(n, "cnn-small", false);
     test_energy<1, 512, 1>(n, "cnn-small", false);
