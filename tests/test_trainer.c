@@ -334,6 +334,24 @@ static void test_config_json_round_trip(void **state) {
     assert_non_null(strstr(ebm_last_error(), "--reinit"));
 }
 
+/* iters CPU training steps of a fresh cnn-small-cond (seed 3) on x, y under h: the last
+ * step's stats in *st, the parameters after it returned (malloc'd; *np of them). */
+static float *cond_net_steps(const train_hparams *h, const float *x, const int *y, int B, int iters,
+                             train_step_stats *st, size_t *np) {
+    net *n;
+    assert_int_equal(net_create(&n, "cnn-small-cond", 3), EBM_STATUS_OK);
+    train_backend be;
+    assert_int_equal(backend_cpu_create(n, h, &be), EBM_STATUS_OK);
+    for (int it = 0; it < iters; it++)
+        assert_int_equal(be.train_step(be.ctx, x, y, B, h, (uint64_t)it, st), EBM_STATUS_OK);
+    float *p = malloc(sizeof(float) * n->nparams);
+    memcpy(p, n->params, sizeof(float) * n->nparams);
+    *np = n->nparams;
+    be.destroy(be.ctx);
+    net_free(n);
+    return p;
+}
+
 /* --marginal 1 on a conditional model: every positive and chain trains the marginal, which is
  * exactly the unconditional step of the same network (same random numbers), bit for bit; a
  * share of 0.5 differs from both.  --marginal without --conditional is refused. */
@@ -348,28 +366,18 @@ static void test_marginal_share(void **state) {
     int y[8];
     for (int i = 0; i < B; i++) y[i] = i % 10;
     float *p[3];
+    size_t np;
     train_step_stats st[3];
     const float share[3] = {1.0f, 0.0f, 0.5f};
     for (int k = 0; k < 3; k++) {
-        net *n;
-        assert_int_equal(net_create(&n, "cnn-small-cond", 3), EBM_STATUS_OK);
         train_hparams h = hp;
         h.conditional = k != 1, h.marginal = h.marginal_chains = k == 1 ? 0 : share[k];
         int yk[8];
         for (int i = 0; i < B; i++) yk[i] = i < train_marginal_count(h.marginal, B) ? -1 : y[i];
-        train_backend be;
-        assert_int_equal(backend_cpu_create(n, &h, &be), EBM_STATUS_OK);
-        for (uint64_t it = 0; it < 2; it++)
-            assert_int_equal(be.train_step(be.ctx, d.x, h.conditional ? yk : NULL, B, &h, it, &st[k]), EBM_STATUS_OK);
-        p[k] = malloc(sizeof(float) * n->nparams);
-        memcpy(p[k], n->params, sizeof(float) * n->nparams);
-        be.destroy(be.ctx);
-        if (k == 2) {
-            assert_memory_equal(p[0], p[1], sizeof(float) * n->nparams);
-            assert_memory_not_equal(p[2], p[1], sizeof(float) * n->nparams);
-        }
-        net_free(n);
+        p[k] = cond_net_steps(&h, d.x, h.conditional ? yk : NULL, B, 2, &st[k], &np);
     }
+    assert_memory_equal(p[0], p[1], sizeof(float) * np);
+    assert_memory_not_equal(p[2], p[1], sizeof(float) * np);
     assert_true(st[0].loss == st[1].loss && st[0].e_neg == st[1].e_neg && st[2].loss != st[1].loss);
     printf("  loss: marginal 1 %.7g = unconditional %.7g; marginal 0.5 %.7g\n", st[0].loss, st[1].loss, st[2].loss);
     for (int k = 0; k < 3; k++) free(p[k]);
@@ -399,18 +407,11 @@ static void test_joint_likelihood(void **state) {
     const float pos_share[3] = {0, 1, 0}, chain_share[3] = {0, 1, 1}; /* conditional, marginal, joint */
     train_step_stats st[3];
     float *p[3];
+    size_t np;
     for (int k = 0; k < 3; k++) {
-        net *n;
-        assert_int_equal(net_create(&n, "cnn-small-cond", 3), EBM_STATUS_OK);
         train_hparams h = hp;
         h.marginal = pos_share[k], h.marginal_chains = chain_share[k];
-        train_backend be;
-        assert_int_equal(backend_cpu_create(n, &h, &be), EBM_STATUS_OK);
-        assert_int_equal(be.train_step(be.ctx, d.x, k == 1 ? ym : y, B, &h, 0, &st[k]), EBM_STATUS_OK);
-        p[k] = malloc(sizeof(float) * n->nparams);
-        memcpy(p[k], n->params, sizeof(float) * n->nparams);
-        be.destroy(be.ctx);
-        net_free(n);
+        p[k] = cond_net_steps(&h, d.x, k == 1 ? ym : y, B, 1, &st[k], &np);
     }
     printf("  E+ %.7g (conditional %.7g)  E- %.7g (marginal %.7g)\n", st[2].e_pos, st[0].e_pos, st[2].e_neg, st[1].e_neg);
     assert_true(st[2].e_pos == st[0].e_pos && st[2].e_neg == st[1].e_neg);

@@ -274,7 +274,7 @@ static void test_train(const char *spec, bool cond, float marginal = 0.0f, float
     hp.lv.eps = 10, hp.lv.sigma = 0.005f, hp.lv.grad_clip = 0.03f, hp.lv.lo = -1, hp.lv.hi = 1, hp.lv.seed = 99;
     hp.alpha = 0.1f, hp.lr = 1e-4f, hp.beta1 = 0.0f, hp.beta2 = 0.999f, hp.adam_eps = 1e-8f;
     hp.data_noise = 0.005f, hp.buffer_size = quick ? 8 : 64, hp.reinit = 0.05f, hp.conditional = cond;
-    hp.marginal = marginal, hp.marginal_chains = marginal > 0 ? marginal : marginal_chains;
+    hp.marginal = marginal, hp.marginal_chains = marginal_chains;
     train_backend gpu, cpu;
     OK(backend_cpu_create(a, &hp, &cpu));
     OK(backend_cuda_create(b, &hp, 0, &gpu));
@@ -331,7 +331,7 @@ int main(void) {
     test_diverged();
     test_train("cnn-small", false);
     test_train("cnn-small-cond", true);
-    test_train("cnn-small-cond", true, 0.5f);
+    test_train("cnn-small-cond", true, 0.5f, 0.5f);
     test_train("cnn-small-cond", true, 0.0f, 1.0f); /* the joint likelihood */
     printf("test_cuda_parity: %s (%d failure%s)\n", failures ? "FAILED" : "passed", failures, failures == 1 ? "" : "s");
     return failures ? 1 : 0;
