@@ -91,7 +91,8 @@ fi
 
 if has prof && command -v ncu >/dev/null; then
     log "ncu on the chain kernel"
-    for cfg in "0 132 5" "4 8192 2"; do
+    # the automatic picks (chain_kernels.cu, cu_chain_pick): shape 9 up to one chain per SM, 10 beyond
+    for cfg in "9 128 5" "10 8192 2"; do
         set -- $cfg
         timeout 120 ncu --section SpeedOfLight --section Occupancy --section ComputeWorkloadAnalysis \
             --section MemoryWorkloadAnalysis --section LaunchStats -k regex:k_chains --launch-skip 1 --launch-count 1 \
