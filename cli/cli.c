@@ -100,6 +100,10 @@ int cli_load_model(const char *cmd, const char *path, int threads, cli_model *m)
      * unconditional model with a mixture energy, E(x) = -logsumexp_y f(x)[y]; files
      * without a training config are taken as conditional when they have several outputs. */
     m->conditional = c.hp.conditional >= 0 ? c.hp.conditional && m->n->out_dim > 1 : m->n->out_dim > 1;
+    /* the digits it learnt: the config's --digits (all outputs for files without one) */
+    uint16_t mask = 0;
+    if (json && digits_parse(c.digits, &mask) != EBM_STATUS_OK) mask = 0;
+    if (m->conditional) m->nclasses = train_chain_classes(mask, m->n->out_dim, m->classes);
     st_free(&f);
     net_set_threads(m->n, threads);
     cli_set_threads(threads);
@@ -113,6 +117,33 @@ void cli_set_threads(int threads) {
 void cli_model_free(cli_model *m) {
     net_free(m->n);
     m->n = NULL;
+}
+
+int cli_model_has_digit(const cli_model *m, int d) {
+    for (int i = 0; i < m->nclasses; i++)
+        if (m->classes[i] == d) return 1;
+    return 0;
+}
+
+void cli_model_digits(const cli_model *m, char *buf, size_t len) {
+    size_t k = 0;
+    buf[0] = 0;
+    for (int i = 0; i < m->nclasses && k < len; i++)
+        k += (size_t)snprintf(buf + k, len - k, "%s%d", i ? "," : "", m->classes[i]);
+}
+
+int cli_check_digit(const char *cmd, const cli_model *m, const char *path, int d) {
+    if (d < 0 || cli_model_has_digit(m, d)) return 0;
+    if (!m->conditional) {
+        fprintf(stderr, "ebm %s: --digit %d needs a class-conditional model; %s is unconditional (trained without "
+                        "labels): leave --digit out\n", cmd, d, path);
+    } else {
+        char list[64];
+        cli_model_digits(m, list, sizeof list);
+        fprintf(stderr, "ebm %s: --digit %d: %s was trained on digit%s %s\n", cmd, d, path, m->nclasses == 1 ? "" : "s",
+                list);
+    }
+    return 2;
 }
 
 int cli_backend(const char *cmd, cli_model *m, int device, train_backend *be) {

@@ -35,6 +35,8 @@ typedef struct {
                               * on chains from noise) samples best with its training length;
                               * a replay-buffer model with CLI_LONG_CHAIN steps */
     int conditional;
+    int nclasses;            /* conditional models: the digits it was trained on, ascending (every */
+    int classes[TRAIN_MAX_CLASSES]; /* output when the file does not say); 0 for unconditional ones */
 } cli_model;
 
 #define CLI_LONG_CHAIN 256
@@ -42,6 +44,12 @@ typedef struct {
 /* Loads path; prints the error and returns an exit code (0 on success). */
 int cli_load_model(const char *cmd, const char *path, int threads, cli_model *m);
 void cli_model_free(cli_model *m);
+/* 1 when m is conditional and was trained on digit d. */
+int cli_model_has_digit(const cli_model *m, int d);
+/* m's training digits as text ("3,5"), for messages. */
+void cli_model_digits(const cli_model *m, char *buf, size_t len);
+/* Checks --digit d for m (d < 0: none asked); prints why not and returns 2, else 0. */
+int cli_check_digit(const char *cmd, const cli_model *m, const char *path, int d);
 /* --threads N > 0 caps every OpenMP loop (the sampler's too), not only the network's: an
  * idle OpenMP thread spinning on a busy core costs a single-thread run up to 4x. */
 void cli_set_threads(int threads);

@@ -65,11 +65,9 @@ int cmd_chain(int argc, char **argv) {
         cli_model_free(&m);
         return r;
     }
-    if (digit >= 0 && (!m.conditional || digit >= m.n->out_dim)) {
-        fprintf(stderr, "ebm chain: --digit %d needs a class-conditional model with that class; %s is %s with %d output(s)\n",
-                digit, model, m.conditional ? "conditional" : "unconditional", m.n->out_dim);
+    if ((r = cli_check_digit(C, &m, model, digit))) {
         cli_model_free(&m);
-        return 2;
+        return r;
     }
     const int dim = m.n->in_dim, h = m.n->in_h, w = m.n->in_w;
     if (every < 0) every = sf.steps / 15 > 1 ? sf.steps / 15 : 1;

@@ -230,7 +230,7 @@ static int ood(eval_ctx *c, net *m, const float *E_test, const float *xo, int no
 }
 
 /* Fresh chains from uniform noise with the model's sampler (per digit for a conditional
- * model: chain i asks for digit i mod 10). */
+ * model: chain i asks for its training digits in turn, i mod 10 when it learnt all ten). */
 static int fresh_chains(eval_ctx *c, const char *data, cli_model *m,
                         const cli_sampler_flags *sf, int n, cJSON *js) {
     int device, r;
@@ -244,15 +244,16 @@ static int fresh_chains(eval_ctx *c, const char *data, cli_model *m,
         ebm_free(y);
         return fail(c, ebm_fail(EBM_STATUS_NOMEM, "out of memory for %d samples", n));
     }
-    for (int i = 0; y && i < n; i++) y[i] = i % 10;
+    for (int i = 0; y && i < n; i++) y[i] = m->classes[i % m->nclasses];
     cli_noise_start(x, n, 784, sf->seed, p.lo, p.hi);
     train_backend be = {0};
     r = cli_backend(c->cmd, m, device, &be);
     langevin_stats st = {0};
     const double t0 = ebm_now();
     if (!r) {
-        fprintf(stderr, "sampling %d fresh chains from uniform noise%s: %d %s steps on %s ...\n", n,
-                y ? " (digit i mod 10 for chain i)" : "", sf->steps, p.mala ? "MALA" : "ULA", be.name);
+        const char *per = !y ? "" : m->nclasses == 10 ? " (digit i mod 10 for chain i)" : " (its training digits in turn)";
+        fprintf(stderr, "sampling %d fresh chains from uniform noise%s: %d %s steps on %s ...\n", n, per, sf->steps,
+                p.mala ? "MALA" : "ULA", be.name);
         ebm_status s = be.sample(be.ctx, x, y, n, sf->steps, &p, &st, NULL, NULL, 0);
         if (s != EBM_STATUS_OK) r = fail(c, s);
     }

@@ -71,7 +71,7 @@ int cmd_sample(int argc, char **argv) {
         {"scale", 0, ARG_INT, &scale, ARG_POS, "K", "PNG pixels per image pixel", 0},
         {"init", 0, ARG_STR, &init, 0, "noise|data", "start chains from uniform noise or from test images", 0},
         {"data", 0, ARG_STR, &data, 0, "DIR", "MNIST directory for --init data", 0},
-        {"digit", 0, ARG_INT, &digit, ARG_NONNEG, "D", "class to draw (class-conditional models; without it, grid row r shows digit r mod 10)", 0},
+        {"digit", 0, ARG_INT, &digit, ARG_NONNEG, "D", "class to draw (class-conditional models; without it, the grid has one row per training digit, in turn)", 0},
         CLI_SAMPLER_OPTS(sf),
     };
     arg_cmd cmd = {C, "--model FILE [-n N | --grid RxC] [--out x.png|x.idx] [--show] [flags]",
@@ -126,23 +126,17 @@ int cmd_sample(int argc, char **argv) {
         cli_model_free(&m);
         return r;
     }
-    if (digit >= 0 && (!m.conditional || digit >= m.n->out_dim)) {
-        if (!m.conditional)
-            fprintf(stderr, "ebm sample: --digit %d needs a class-conditional model; %s is unconditional (trained "
-                            "without labels): leave --digit out\n", digit, model);
-        else
-            fprintf(stderr, "ebm sample: --digit %d: %s has classes 0..%d\n", digit, model, m.n->out_dim - 1);
+    if ((r = cli_check_digit(C, &m, model, digit))) {
         cli_model_free(&m);
-        return 2;
+        return r;
     }
     const int dim = m.n->in_dim, h = m.n->in_h, w = m.n->in_w;
     float *x = ebm_alloc(sizeof(float) * (size_t)n * dim);
-    /* A conditional model draws the asked digit, or one digit per grid row. */
-    const int classes = m.conditional ? m.n->out_dim : 1;
-    int *y = classes > 1 ? ebm_alloc(sizeof(int) * (size_t)n) : NULL;
+    /* A conditional model draws the asked digit, or one of its training digits per grid row. */
+    int *y = m.conditional ? ebm_alloc(sizeof(int) * (size_t)n) : NULL;
     train_backend be = {0};
-    if (!x || (classes > 1 && !y)) r = cli_fail(C, ebm_fail(EBM_STATUS_NOMEM, "out of memory for %d samples", n));
-    for (int i = 0; !r && y && i < n; i++) y[i] = digit >= 0 ? digit : i / cols % classes;
+    if (!x || (m.conditional && !y)) r = cli_fail(C, ebm_fail(EBM_STATUS_NOMEM, "out of memory for %d samples", n));
+    for (int i = 0; !r && y && i < n; i++) y[i] = digit >= 0 ? digit : m.classes[i / cols % m.nclasses];
     if (!r && strcmp(init, "data") == 0) r = data_start(C, data, digit, sf.seed, x, n, dim);
     else if (!r) cli_noise_start(x, n, dim, sf.seed, p.lo, p.hi);
     if (!r) r = cli_backend(C, &m, device, &be);

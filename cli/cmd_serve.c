@@ -120,6 +120,7 @@ int cmd_serve(int argc, char **argv) {
         sms[loaded].hi = m->hi;
         sms[loaded].steps = m->sample_steps; /* the chain length the model samples best with */
         sms[loaded].conditional = m->conditional;
+        for (int k = 0; k < m->nclasses; k++) sms[loaded].digits |= (uint16_t)(1u << m->classes[k]);
     }
 
     /* SIGINT/SIGTERM are taken by sigwait below; blocked before the server's threads start

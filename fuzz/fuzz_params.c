@@ -15,8 +15,8 @@
 #include "server/params.h"
 
 static const api_model_info models[2] = {
-    {"plain", 0, 784, -1.f, 1.f, 256, 10.f, 0.005f, 0.03f},
-    {"cond", 10, 784, -1.f, 1.f, 256, 10.f, 0.005f, 0.03f},
+    {"plain", 0, 784, -1.f, 1.f, 256, 10.f, 0.005f, 0.03f, 0},
+    {"cond", 10, 784, -1.f, 1.f, 256, 10.f, 0.005f, 0.03f, 0x2FF}, /* trained on all digits but 8 */
 };
 
 static void check_sampler(const api_sampler *s) {
@@ -24,6 +24,7 @@ static void check_sampler(const api_sampler *s) {
         !(s->eps <= API_MAX_EPS) || !(s->noise == -1.f || (s->noise >= 0 && s->noise <= API_MAX_NOISE)) ||
         !isfinite(s->grad_clip) || s->scale < 1 || s->scale > API_MAX_SCALE || s->digit < -1 ||
         s->digit >= (models[s->model].classes ? models[s->model].classes : 0) + (s->digit < 0) ||
+        (s->digit >= 0 && !(models[s->model].digits >> s->digit & 1u)) ||
         (double)s->seed > API_MAX_SEED)
         abort();
 }

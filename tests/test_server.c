@@ -285,7 +285,8 @@ static int setup(void **state) {
         train_hparams hp;
         memset(&hp, 0, sizeof hp);
         hp.lv.lo = -1.f, hp.lv.hi = 1.f;
-        models[i] = (server_model){names[i], nets[i], {0}, 10.f, 0.005f, 0.03f, -1.f, 1.f, 256, i == 1};
+        models[i] = (server_model){names[i], nets[i], {0}, 10.f, 0.005f, 0.03f, -1.f, 1.f, 256, i == 1, 0};
+        if (i == 1) models[i].digits = 0x1FF; /* as if trained with --digits 0-8: 9 is refused */
         assert_int_equal(backend_cpu_create(nets[i], &hp, &models[i].be), EBM_STATUS_OK);
     }
     /* a training log and its sample grid, as ebm train leaves them */
@@ -383,6 +384,10 @@ static void test_models_lists_each_model_with_defaults_and_limits(void **state) 
     assert_string_equal(str(m1, "name"), "cond");
     assert_true(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(m0, "conditional")));
     assert_int_equal((int)number(m1, "classes"), 10);
+    const cJSON *dl = cJSON_GetObjectItemCaseSensitive(m1, "digits");
+    assert_int_equal(cJSON_GetArraySize(dl), 9);
+    assert_true(cJSON_GetArrayItem(dl, 0)->valuedouble == 0 && cJSON_GetArrayItem(dl, 8)->valuedouble == 8);
+    assert_null(cJSON_GetObjectItemCaseSensitive(m0, "digits"));
     assert_int_equal((int)number(m0, "params"), (int)nets[0]->nparams);
     const cJSON *d = cJSON_GetObjectItemCaseSensitive(m0, "defaults");
     assert_true(number(d, "eps") == 10 && number(d, "steps") == 256);
@@ -527,6 +532,7 @@ static void test_bad_sample_parameters_get_400_naming_them(void **state) {
         {"{\"model\": 3}", "model must be a string"},
         {"{\"digit\": 3}", "model 'plain' is not class-conditional"},
         {"{\"model\": \"cond\", \"digit\": 10}", "digit must be from 0 to 9"},
+        {"{\"model\": \"cond\", \"digit\": 9}", "model 'cond' was not trained on digit 9"},
         {"{\"temperature\": 1}", "unknown parameter 'temperature'"},
         {"{\"n\": 1, \"n\": 2}", "parameter 'n' given twice"},
     };

@@ -352,6 +352,68 @@ static float *cond_net_steps(const train_hparams *h, const float *x, const int *
     return p;
 }
 
+/* Conditional chains are drawn for the training digits only (trainer.h, random numbers 2):
+ * with the head's weights zeroed and bias b_y = y, chain j's energy is -y_j, so mean E- is
+ * minus the mean label, checked against the draws trainer.h specifies: c[(int)(u_j * nc)]
+ * for digits {3, 5}, and (int)(u_j * 10), the labels of before, for all ten digits. */
+static void test_chain_classes(void **state) {
+    (void)state;
+    const int B = 8, N = 64;
+    int c[TRAIN_MAX_CLASSES];
+    assert_int_equal(train_chain_classes(0x28, 10, c), 2);
+    assert_true(c[0] == 3 && c[1] == 5);
+    assert_int_equal(train_chain_classes(0, 10, c), 10);
+    assert_int_equal(train_chain_classes(0x3FF, 10, c), 10);
+    assert_true(c[0] == 0 && c[9] == 9);
+    assert_int_equal(train_chain_classes(0x400, 10, c), 10); /* no digit below the outputs: all */
+    train_config cfg;
+    train_config_default(&cfg);
+    train_hparams hp = cfg.hp;
+    hp.batch = B, hp.n_samples = N, hp.steps = 1, hp.buffer_size = 0, hp.lv.seed = 6, hp.conditional = 1;
+    dataset d = make_data(B);
+    int y[8];
+    for (int i = 0; i < B; i++) y[i] = i % 2 ? 5 : 3;
+    const uint16_t masks[2] = {0x28, 0};
+    for (int k = 0; k < 2; k++) {
+        train_hparams h = hp;
+        h.classes = masks[k];
+        net *n;
+        assert_int_equal(net_create(&n, "cnn-small-cond", 3), EBM_STATUS_OK);
+        const net_layer *L = &n->layers[n->nlayers - 1];
+        memset(n->params + L->w_off, 0, sizeof(float) * L->w_len);
+        for (int o = 0; o < 10; o++) n->params[L->b_off + o] = (float)o;
+        train_backend be;
+        assert_int_equal(backend_cpu_create(n, &h, &be), EBM_STATUS_OK);
+        train_step_stats st;
+        assert_int_equal(be.train_step(be.ctx, d.x, y, B, &h, 0, &st), EBM_STATUS_OK);
+        const int nc = train_chain_classes(h.classes, 10, c);
+        double sum = 0;
+        int seen = 0;
+        for (int j = 0; j < N; j++) {
+            const int lab = c[(int)(rng_uniform_at(h.lv.seed, TRAIN_STREAM_BUFFER, 0, (uint32_t)j, 2) * nc)];
+            sum += lab;
+            seen |= 1 << lab;
+        }
+        printf("  digits %s: E- %.6g, expected %.6g (labels seen 0x%03x)\n", k ? "all" : "3,5", st.e_neg, -sum / N, seen);
+        assert_float_equal(st.e_neg, -sum / N, 1e-5);
+        if (k == 0) assert_int_equal(seen, 0x28);
+        else assert_true(__builtin_popcount(seen) >= 8);
+        be.destroy(be.ctx);
+        net_free(n);
+    }
+    /* the trainer takes the classes from --digits */
+    for (int i = 0; i < B; i++) d.y[i] = (uint8_t)y[i];
+    train_config tc = cfg;
+    tc.hp.batch = B, tc.hp.n_samples = 4, tc.hp.steps = 1, tc.hp.conditional = 1;
+    snprintf(tc.arch, sizeof tc.arch, "cnn-small-cond");
+    snprintf(tc.digits, sizeof tc.digits, "3,5");
+    trainer *t;
+    assert_int_equal(trainer_create(&tc, &d, (train_place){-1, 1, 1}, &t), EBM_STATUS_OK);
+    assert_int_equal(trainer_config(t)->hp.classes, 0x28);
+    trainer_free(t);
+    dataset_free(&d);
+}
+
 /* --marginal 1 on a conditional model: every positive and chain trains the marginal, which is
  * exactly the unconditional step of the same network (same random numbers), bit for bit; a
  * share of 0.5 differs from both.  --marginal without --conditional is refused. */
@@ -459,6 +521,7 @@ int main(void) {
         cmocka_unit_test(test_lr_schedule),
         cmocka_unit_test(test_marginal_share),
         cmocka_unit_test(test_joint_likelihood),
+        cmocka_unit_test(test_chain_classes),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     char cmd[300];

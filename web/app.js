@@ -106,7 +106,7 @@ function chooseModel(name) {
   for (const label of document.querySelectorAll('.cond')) label.hidden = !m.conditional;
   for (const sel of document.querySelectorAll('select[name="digit"]')) {
     sel.length = 1;
-    for (let k = 0; k < (m.classes || 0); k++) sel.add(new Option(String(k), String(k)));
+    for (const k of m.digits || []) sel.add(new Option(String(k), String(k)));
   }
   $('#draw-probs').hidden = !m.conditional;
   scoreDrawing();

@@ -268,7 +268,9 @@ ebm_status replica_grads(cuda_ctx *c, const float *x_pos, const int *y_pos, int 
     /* 1-2. positives and chain starts */
     CU_TRY(cudaMemcpyAsync(c->xraw, x_pos, sizeof(float) * (size_t)B * 784, cudaMemcpyHostToDevice, c->st));
     if (cond) CU_TRY(cudaMemcpyAsync(c->y, y_pos, sizeof(int) * (size_t)B, cudaMemcpyHostToDevice, c->st));
-    EBM_TRY(cu_batch(c->x, c->slots, c->y + B, c->xraw, B, N, c->buf, c->S, c->nout, s, iter, hp->data_noise, hp->reinit,
+    CuClasses cls;
+    cls.n = train_chain_classes(hp->classes, c->nout, cls.c);
+    EBM_TRY(cu_batch(c->x, c->slots, c->y + B, c->xraw, B, N, c->buf, c->S, &cls, s, iter, hp->data_noise, hp->reinit,
                      hp->lv.lo, hp->lv.hi, &shm, c->st));
     /* 3. Langevin on the negatives */
     CU_TRY(cudaMemsetAsync(c->flags, 0xff, sizeof(unsigned long long), c->st));

@@ -207,7 +207,7 @@ __device__ int chain_slot(uint64_t seed, uint64_t iter, int j, int S, bool *fres
 }
 
 __global__ void k_batch(float *x, int *slots, int *yneg, const float *xpos, int B, int N, const float *buf, int S,
-                        int out_dim, uint64_t seed, uint64_t iter, float dn, float reinit, float lo, float hi,
+                        CuClasses cls, uint64_t seed, uint64_t iter, float dn, float reinit, float lo, float hi,
                         CuShard sh) {
     const size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= (size_t)(B + N) * 196) return;
@@ -227,22 +227,22 @@ __global__ void k_batch(float *x, int *slots, int *yneg, const float *xpos, int 
     bool fresh = true;
     if (S > 0) { /* the slot lies in this GPU's shard of the buffer */
         const int slot = chain_slot(seed, iter, j, S, &fresh, reinit);
-        if (q == 0) slots[jl] = slot, yneg[jl] = slot % out_dim;
+        if (q == 0) slots[jl] = slot, yneg[jl] = cls.c[slot % cls.n];
         if (!fresh)
             for (int k = 0; k < 4; k++) xi[4 * q + k] = buf[(size_t)slot * 784 + 4 * q + k];
     } else if (q == 0) {
-        yneg[jl] = (int)(hd_uniform_at(seed, TRAIN_STREAM_BUFFER, (uint32_t)iter, (uint32_t)j, 2) * out_dim);
+        yneg[jl] = cls.c[(int)(hd_uniform_at(seed, TRAIN_STREAM_BUFFER, (uint32_t)iter, (uint32_t)j, 2) * cls.n)];
     }
     if (q == 0 && j < sh.n_marg) yneg[jl] = -1; /* a chain on the marginal E(x) */
     if (fresh) noise4(xi, seed, a, 0, q, lo, hi);
 }
 
 ebm_status cu_batch(float *x, int *slots, int *yneg, const float *xpos, int B, int N, const float *buf, int S,
-                    int out_dim, uint64_t seed, uint64_t iter, float dn, float reinit, float lo, float hi,
+                    const CuClasses *classes, uint64_t seed, uint64_t iter, float dn, float reinit, float lo, float hi,
                     const CuShard *shard, cudaStream_t st) {
-    EBM_ASSERT(shard);
+    EBM_ASSERT(shard && classes && classes->n >= 1 && classes->n <= TRAIN_MAX_CLASSES);
     const size_t n = (size_t)(B + N) * 196;
-    k_batch<<<(unsigned)((n + 255) / 256), 256, 0, st>>>(x, slots, yneg, xpos, B, N, buf, S, out_dim, seed, iter, dn,
+    k_batch<<<(unsigned)((n + 255) / 256), 256, 0, st>>>(x, slots, yneg, xpos, B, N, buf, S, *classes, seed, iter, dn,
                                                         reinit, lo, hi, *shard);
     CU_TRY(cudaGetLastError());
     return EBM_STATUS_OK;

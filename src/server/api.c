@@ -178,7 +178,8 @@ api_ctx *api_create(const server_config *c) {
     for (int i = 0; i < c->nmodels; i++) {
         const server_model *m = &c->models[i];
         a->info[i] = (api_model_info){m->name, m->conditional ? m->n->out_dim : 0, m->n->in_dim, m->lo, m->hi,
-                                      m->steps, m->eps, m->noise, m->grad_clip};
+                                      m->steps, m->eps, m->noise, m->grad_clip,
+                                      m->conditional ? m->digits : (uint16_t)0};
         pthread_mutex_init(&a->locks[i], NULL);
     }
     pthread_mutex_init(&a->busy_lock, NULL);
@@ -282,6 +283,11 @@ void api_models(api_ctx *a, const cJSON *params, int query, api_response *r) {
         cJSON_AddNumberToObject(o, "params", (double)m->n->nparams);
         cJSON_AddBoolToObject(o, "conditional", m->conditional);
         cJSON_AddNumberToObject(o, "classes", a->info[i].classes);
+        if (m->conditional) { /* the digits requests may ask for */
+            cJSON *dl = cJSON_AddArrayToObject(o, "digits");
+            for (int d = 0; d < a->info[i].classes; d++)
+                if (!a->info[i].digits || a->info[i].digits >> d & 1u) cJSON_AddItemToArray(dl, cJSON_CreateNumber(d));
+        }
         cJSON_AddNumberToObject(o, "height", m->n->in_h);
         cJSON_AddNumberToObject(o, "width", m->n->in_w);
         cJSON_AddNumberToObject(o, "lo", f7(m->lo));

@@ -149,6 +149,9 @@ static int get_sampler(const pctx *c, const api_model_info *models, int nmodels,
                     "--conditional)", m->name);
     if (s->digit >= m->classes && m->classes > 0)
         return fail(c, "digit must be from 0 to %d for model '%s', got %d", m->classes - 1, m->name, s->digit);
+    if (s->digit >= 0 && m->digits && !(m->digits >> s->digit & 1u))
+        return fail(c, "model '%s' was not trained on digit %d (see its \"digits\" in /api/models)", m->name,
+                    s->digit);
     return 0;
 }
 

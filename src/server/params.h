@@ -31,11 +31,12 @@
 /* What validation needs to know of a served model. */
 typedef struct {
     const char *name;
-    int classes;       /* 0: unconditional; else the number of classes (digit < classes) */
+    int classes;       /* 0: unconditional; else the number of outputs (classes) */
     int dim;           /* values per image (784) */
     float lo, hi;      /* data range of pixels */
     int steps;         /* the sampler's defaults */
     float eps, noise, grad_clip;
+    uint16_t digits;   /* conditional: the digits a request may ask for (bit d; 0 = every class) */
 } api_model_info;
 
 /* Langevin settings shared by every sampling request. */

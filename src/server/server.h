@@ -26,6 +26,8 @@ typedef struct {
     float eps, noise, grad_clip, lo, hi;  /* the sampler it was trained with */
     int steps;              /* default Langevin steps for fresh chains */
     int conditional;        /* trained with labels: requests may ask for a digit */
+    uint16_t digits;        /* conditional: the digits it was trained on (bit d), which are the ones
+                             * a request may ask for; 0 = every output */
 } server_model;
 
 typedef struct {

@@ -35,7 +35,25 @@ typedef struct {
                              E(x) = -logsumexp_y E(x, y) instead of E(x, y) (label -1; JEM-style) */
     float marginal_chains; /* ... and the share of chains that sample the marginal instead of one
                              class; 1 with marginal 0 is the joint likelihood of (x, y) (trainer.h) */
+    uint16_t classes;     /* conditional models: the classes whose chains are drawn (bit d = digit d,
+                             the training digits); 0 = every output.  Set by the trainer from
+                             --digits, not saved: the config's digits say it */
 } train_hparams;
+
+#define TRAIN_MAX_CLASSES 16
+
+/* The classes conditional chains are drawn from, ascending, into c (TRAIN_MAX_CLASSES):
+ * the set bits of classes below out_dim, or every output when none is set.  Returns how
+ * many.  With all ten digits it is 0..9, so chain labels are what they were before digit
+ * subsets had their own (trainer.h, random numbers 2). */
+static inline int train_chain_classes(uint16_t classes, int out_dim, int *c) {
+    int n = 0;
+    for (int d = 0; d < out_dim && d < TRAIN_MAX_CLASSES; d++)
+        if (classes >> d & 1u) c[n++] = d;
+    if (n == 0)
+        for (int d = 0; d < out_dim && d < TRAIN_MAX_CLASSES; d++) c[n++] = d;
+    return n;
+}
 
 /* How many of n positives or chains train the marginal: the first floor(share * n). */
 static inline int train_marginal_count(float share, int n) { return share > 0 ? (int)(share * (float)n) : 0; }

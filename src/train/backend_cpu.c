@@ -119,6 +119,8 @@ static ebm_status cpu_train_step(void *ctx, const float *x_pos, const int *y_pos
         for (int k = 0; k < D; k++) xi[k] = fminf(fmaxf(src[k] + hp->data_noise * xi[k], lo), hi);
     }
     /* 2. chain starts */
+    int cls[TRAIN_MAX_CLASSES];
+    const int nc = train_chain_classes(hp->classes, c->out_dim, cls);
     for (int j = 0; j < N; j++) {
         float *xj = c->xneg + (size_t)j * D;
         uint32_t a = (uint32_t)(iter * (uint64_t)N + (uint64_t)j);
@@ -129,9 +131,9 @@ static ebm_status cpu_train_step(void *ctx, const float *x_pos, const int *y_pos
             c->slots[j] = slot;
             fresh = rng_uniform_at(s, TRAIN_STREAM_BUFFER, (uint32_t)iter, (uint32_t)j, 1) < (double)hp->reinit;
             if (!fresh) memcpy(xj, c->buffer + (size_t)slot * D, sizeof(float) * (size_t)D);
-            c->yneg[j] = slot % c->out_dim;
+            c->yneg[j] = cls[slot % nc];
         } else {
-            c->yneg[j] = (int)(rng_uniform_at(s, TRAIN_STREAM_BUFFER, (uint32_t)iter, (uint32_t)j, 2) * c->out_dim);
+            c->yneg[j] = cls[(int)(rng_uniform_at(s, TRAIN_STREAM_BUFFER, (uint32_t)iter, (uint32_t)j, 2) * nc)];
         }
         if (j < train_marginal_count(hp->marginal_chains, N)) c->yneg[j] = -1; /* a chain on the marginal E(x) */
         if (fresh) noise_image(xj, D, s, a, 0, lo, hi);

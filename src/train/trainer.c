@@ -230,6 +230,11 @@ static ebm_status setup(trainer *t, const train_config *c, const dataset *d, tra
         for (int i = 0; i < d->n; i++)
             if (d->y[i] >= t->n->out_dim)
                 return ebm_fail(EBM_STATUS_BAD_ARG, "label %d does not fit a model with %d classes", d->y[i], t->n->out_dim);
+    if (h->conditional) { /* chains are drawn for the training digits only (trainer.h, 2.) */
+        uint16_t mask;
+        EBM_TRY(digits_parse(c->digits, &mask));
+        t->cfg.hp.classes = mask;
+    }
     t->nb = d->n / h->batch;
     net_set_threads(t->n, where.threads);
     t->perm = ebm_alloc(sizeof(int) * (size_t)d->n);
@@ -465,7 +470,9 @@ ebm_status trainer_sample(trainer *t, float *x, int n, int steps, uint64_t seed)
     if (h->conditional) {
         y = ebm_alloc(sizeof(int) * (size_t)n);
         if (!y) return ebm_fail(EBM_STATUS_NOMEM, "out of memory");
-        for (int i = 0; i < n; i++) y[i] = i % t->n->out_dim;
+        int cls[TRAIN_MAX_CLASSES];
+        const int nc = train_chain_classes(h->classes, t->n->out_dim, cls);
+        for (int i = 0; i < n; i++) y[i] = cls[i % nc];
     }
     for (int i = 0; i < n; i++) {
         float *xi = x + (size_t)i * D;

@@ -21,9 +21,10 @@
  *     With S == 0 (short-run): start = noise_j.
  *     noise_j: u = rng_uniform_fill(s, RNG_STREAM_START, it * N + j, 0, D) (a in uint32),
  *       x[k] = lo + (hi - lo) * u[k].
- *     Conditional models: label y_j = slot_j % out_dim with a buffer (a slot keeps its
- *       class, so persistent chains stay with one digit), else
- *       y_j = (int)(rng_uniform_at(s, TRAIN_STREAM_BUFFER, it, j, 2) * out_dim); then
+ *     Conditional models, with c[0..nc) = train_chain_classes(hp->classes, out_dim) (the
+ *       training digits, backend.h): label y_j = c[slot_j % nc] with a buffer (a slot keeps
+ *       its class, so persistent chains stay with one digit), else
+ *       y_j = c[(int)(rng_uniform_at(s, TRAIN_STREAM_BUFFER, it, j, 2) * nc)]; then
  *       y_j = -1 (the marginal E(x)) for j < train_marginal_count(marginal_chains, N), and the
  *       trainer gives positives i < train_marginal_count(marginal, B) the label -1 too.
  *  3. Langevin (ULA, langevin.h) on the N chains with lv.seed = s, chain0 = it * N
@@ -149,7 +150,8 @@ ebm_status trainer_save(trainer *t, const char *path);
  * takes as defaults): the small file to ship, ~1/80 of a checkpoint with its buffer. */
 ebm_status trainer_export(trainer *t, const char *path);
 /* n fresh chains from noise (steps of the training sampler, seeded by seed) into x (n, D);
- * conditional models draw class i % out_dim for chain i.  For progress grids. */
+ * conditional models draw the training digits in turn (chain i: c[i % nc], as above).  For
+ * progress grids. */
 ebm_status trainer_sample(trainer *t, float *x, int n, int steps, uint64_t seed);
 
 uint64_t trainer_iteration(const trainer *t);

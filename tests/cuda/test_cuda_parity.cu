@@ -8,7 +8,8 @@
  *     within 1e-4 of the largest); bias gradients 5e-5
  *   ULA chains, 20 steps of eps 10: max |x_cuda - x_cpu| <= 1e-4
  *   MALA chains: the same accept decisions (at most one chain may flip on a tie), 1e-4
- *   training, 3 iterations (also with half the batch on the marginal): loss/energies 1e-4 relative, gradient norm 1e-4, buffer 1e-4,
+ *   training, 3 iterations (also with half the batch on the marginal, and with chains of two digits):
+ *     loss/energies 1e-4 relative, gradient norm 1e-4, buffer 1e-4,
  *     parameters within 2 lr per iteration (Adam with beta1 = 0 moves each weight by about
  *     lr * sign(g), so a gradient within rounding of zero may step the other way)
  * EBM_CUDA_QUICK=1 runs small sizes only (for compute-sanitizer). */
@@ -262,9 +263,11 @@ static void test_diverged(void) {
     net_free(n);
 }
 
-static void test_train(const char *spec, bool cond, float marginal = 0.0f, float marginal_chains = 0.0f) {
-    printf("training iterations, %s%s%s: CUDA vs CPU backends from the same seed\n", spec,
-           marginal > 0 ? ", half the batch on the marginal" : "", marginal_chains == 1 ? ", every chain on the marginal" : "");
+static void test_train(const char *spec, bool cond, float marginal = 0.0f, float marginal_chains = 0.0f,
+                       uint16_t classes = 0) {
+    printf("training iterations, %s%s%s%s: CUDA vs CPU backends from the same seed\n", spec,
+           marginal > 0 ? ", half the batch on the marginal" : "", marginal_chains == 1 ? ", every chain on the marginal" : "",
+           classes ? ", chains of digits 3 and 5 only" : "");
     net *a = NULL, *b = NULL;
     OK(net_create(&a, spec, 31));
     OK(net_create(&b, spec, 31));
@@ -274,7 +277,7 @@ static void test_train(const char *spec, bool cond, float marginal = 0.0f, float
     hp.lv.eps = 10, hp.lv.sigma = 0.005f, hp.lv.grad_clip = 0.03f, hp.lv.lo = -1, hp.lv.hi = 1, hp.lv.seed = 99;
     hp.alpha = 0.1f, hp.lr = 1e-4f, hp.beta1 = 0.0f, hp.beta2 = 0.999f, hp.adam_eps = 1e-8f;
     hp.data_noise = 0.005f, hp.buffer_size = quick ? 8 : 64, hp.reinit = 0.05f, hp.conditional = cond;
-    hp.marginal = marginal, hp.marginal_chains = marginal_chains;
+    hp.marginal = marginal, hp.marginal_chains = marginal_chains, hp.classes = classes;
     train_backend gpu, cpu;
     OK(backend_cpu_create(a, &hp, &cpu));
     OK(backend_cuda_create(b, &hp, 0, &gpu));
@@ -282,7 +285,8 @@ static void test_train(const char *spec, bool cond, float marginal = 0.0f, float
     for (int it = 0; it < iters; it++) {
         std::vector<float> xp = images(B, 100 + it, 0.9f);
         std::vector<int> yp(B);
-        for (int i = 0; i < B; i++) yp[i] = i < train_marginal_count(marginal, B) ? -1 : (i + it) % 10;
+        for (int i = 0; i < B; i++)
+            yp[i] = i < train_marginal_count(marginal, B) ? -1 : classes ? ((i + it) % 2 ? 5 : 3) : (i + it) % 10;
         train_step_stats sc, sg;
         OK(cpu.train_step(cpu.ctx, xp.data(), cond ? yp.data() : NULL, B, &hp, it, &sc));
         OK(gpu.train_step(gpu.ctx, xp.data(), cond ? yp.data() : NULL, B, &hp, it, &sg));
@@ -333,6 +337,7 @@ int main(void) {
     test_train("cnn-small-cond", true);
     test_train("cnn-small-cond", true, 0.5f, 0.5f);
     test_train("cnn-small-cond", true, 0.0f, 1.0f); /* the joint likelihood */
+    test_train("cnn-small-cond", true, 0.0f, 0.0f, 0x28); /* --digits 3,5 */
     printf("test_cuda_parity: %s (%d failure%s)\n", failures ? "FAILED" : "passed", failures, failures == 1 ? "" : "s");
     return failures ? 1 : 0;
 }
