@@ -5,8 +5,11 @@
  * into micro-batches of NET_MICRO images, and each thread takes whole micro-batches through
  * every layer, calling OpenBLAS at one thread.  A micro-batch's activations and im2col
  * matrix stay in the core's L2, and the threads never wait for each other between layers.
- * Parameter gradients go to per-thread scratch (thread_grads) and are summed once at the
- * end, so no two threads write the same float.
+ * Parameter gradients are summed per group of consecutive micro-batches (at most
+ * NET_GRAD_GROUPS groups, fixed by the batch size alone) into the group's own slot, and the
+ * slots are added in group order at the end: no two threads write the same float, and the
+ * sum, rounding included, is the same whatever the thread count, so a training run resumed
+ * on another machine continues bit for bit.
  *
  * Convolutions run on a copy of the weights in hwc order (whwc, refreshed at every pass:
  * 77k floats, a few tens of microseconds), which lets layers.c use its direct kernels. */
@@ -28,6 +31,7 @@
  * activations per image for cnn-small, plus the im2col matrix) stays in L2, large enough
  * that the GEMMs have rows to amortise OpenBLAS's packing. */
 #define NET_MICRO 16
+#define NET_GRAD_GROUPS 8
 
 /* Sanity limits for specs: far above any model here, low enough that sizes cannot
  * overflow. */
@@ -260,7 +264,15 @@ static thread_ws thread_work(const net *n, int t) {
     return w;
 }
 
-/* Grows acts to B images and the per-thread buffers to n->nthreads; outside hot loops. */
+/* Gradient groups of a batch of B images: consecutive micro-batches, at most
+ * NET_GRAD_GROUPS, so that the grouping depends on B alone. */
+static int grad_groups(int B) {
+    const int nmb = (B + NET_MICRO - 1) / NET_MICRO;
+    return nmb < NET_GRAD_GROUPS ? (nmb > 0 ? nmb : 1) : NET_GRAD_GROUPS;
+}
+
+/* Grows acts and the gradient groups to B images and the per-thread buffers to
+ * n->nthreads; outside hot loops. */
 static ebm_status ensure_buffers(net *n, int B) {
     if (B > n->max_batch) {
         float *a = ebm_alloc(sizeof(float) * (size_t)n->act_per_image * (size_t)B);
@@ -269,17 +281,18 @@ static ebm_status ensure_buffers(net *n, int B) {
         n->acts = a;
         n->max_batch = B;
     }
+    if (grad_groups(n->max_batch) > n->grad_groups && n->nparams) {
+        const int G = grad_groups(n->max_batch);
+        float *gg = ebm_alloc(sizeof(float) * n->nparams * (size_t)G);
+        if (!gg) return ebm_fail(EBM_STATUS_NOMEM, "network: out of memory for %d gradient groups", G);
+        ebm_free(n->group_grads);
+        n->group_grads = gg, n->grad_groups = G;
+    }
     if (n->nthreads > n->work_threads) {
         float *wk = ebm_alloc(sizeof(float) * (size_t)n->work_per_thread * (size_t)n->nthreads);
-        float *tg = ebm_alloc(sizeof(float) * n->nparams * (size_t)n->nthreads);
-        if (!wk || (!tg && n->nparams)) {
-            ebm_free(wk);
-            ebm_free(tg);
-            return ebm_fail(EBM_STATUS_NOMEM, "network: out of memory for %d threads' scratch", n->nthreads);
-        }
+        if (!wk) return ebm_fail(EBM_STATUS_NOMEM, "network: out of memory for %d threads' scratch", n->nthreads);
         ebm_free(n->work);
-        ebm_free(n->thread_grads);
-        n->work = wk, n->thread_grads = tg, n->work_threads = n->nthreads;
+        n->work = wk, n->work_threads = n->nthreads;
     }
     return EBM_STATUS_OK;
 }
@@ -370,7 +383,7 @@ void net_free(net *n) {
     ebm_free(n->adam_v);
     ebm_free(n->acts);
     ebm_free(n->work);
-    ebm_free(n->thread_grads);
+    ebm_free(n->group_grads);
     ebm_free(n->whwc);
     ebm_free(n);
 }
@@ -478,15 +491,15 @@ static void refresh_weights(net *n) {
     }
 }
 
-/* n->grads += the threads' gradients (summed into thread 0's slot, conv weights folded
- * back from hwc to PyTorch's layout). */
-static void reduce_grads(net *n, int nt) {
-    float *sum = n->thread_grads;
+/* n->grads += the G groups' gradients (added in group order into group 0's slot by nt
+ * threads, conv weights folded back from hwc to PyTorch's layout). */
+static void reduce_grads(net *n, int G, int nt) {
+    float *sum = n->group_grads;
     const long np = (long)n->nparams;
-    if (nt > 1) {
+    if (G > 1) {
 #pragma omp parallel for num_threads(nt) schedule(static)
         for (long i = 0; i < np; i++)
-            for (int t = 1; t < nt; t++) sum[i] += n->thread_grads[(size_t)t * n->nparams + (size_t)i];
+            for (int g = 1; g < G; g++) sum[i] += n->group_grads[(size_t)g * n->nparams + (size_t)i];
     }
     for (int l = 0; l < n->nlayers; l++) {
         const net_layer *L = &n->layers[l];
@@ -497,12 +510,6 @@ static void reduce_grads(net *n, int nt) {
             for (size_t i = 0; i < L->w_len; i++) n->grads[L->w_off + i] += sum[L->w_off + i];
         for (size_t i = 0; i < L->b_len; i++) n->grads[L->b_off + i] += sum[L->b_off + i];
     }
-}
-
-/* Thread t's share [b0, b1) of B images. */
-static void thread_range(int B, int nt, int t, int *b0, int *b1) {
-    *b0 = (int)((long)B * t / nt);
-    *b1 = (int)((long)B * (t + 1) / nt);
 }
 
 /* OpenBLAS at one thread while our threads run (its pool would oversubscribe the cores);
@@ -521,8 +528,6 @@ static int threads_for(const net *n, int B) {
     return nt < B ? nt : (B > 0 ? B : 1);
 }
 
-/* Parameter gradients (net_backward) keep a static split: thread t always sums the same
- * images in the same order, so training is reproducible run to run. */
 
 ebm_status net_forward(net *n, const float *x, int B, float *out) {
     EBM_ASSERT(B >= 0);
@@ -549,30 +554,34 @@ ebm_status net_forward(net *n, const float *x, int B, float *out) {
     return EBM_STATUS_OK;
 }
 
+/* Parameter gradients: group g of G = grad_groups(B) holds micro-batches [nmb*g/G,
+ * nmb*(g+1)/G) and sums them in order into its own slot, whichever thread takes it. */
 void net_backward(net *n, const float *dout, int B, float *dx, int with_param_grads) {
     EBM_ASSERT(B >= 0 && B <= n->max_batch);
     if (B == 0) return;
-    const int nt = threads_for(n, B), blas = blas_single_begin();
+    const int nmb = (B + NET_MICRO - 1) / NET_MICRO, G = grad_groups(B);
+    const int nt0 = threads_for(n, B), nt = nt0 < G ? nt0 : G, blas = blas_single_begin();
+    EBM_ASSERT(!with_param_grads || !n->nparams || G <= n->grad_groups);
 #pragma omp parallel num_threads(nt)
     {
-        const int t = omp_get_thread_num();
-        int b0, b1;
-        thread_range(B, nt, t, &b0, &b1);
-        thread_ws w = thread_work(n, t);
-        float *grads = NULL;
-        if (with_param_grads) {
-            grads = n->thread_grads + (size_t)t * n->nparams;
-            memset(grads, 0, sizeof(float) * n->nparams);
-        }
-        for (int b = b0; b < b1; b += NET_MICRO) {
-            const int m = b1 - b < NET_MICRO ? b1 - b : NET_MICRO;
-            memcpy(w.g, dout + (long)b * n->out_dim, sizeof(float) * (size_t)m * n->out_dim);
-            mb_view v = view_batch(n, b);
-            backward_mb(n, &v, m, w.g, w.g2, w.cols, dx ? dx + (long)b * n->in_dim : NULL, grads, 0);
+        thread_ws w = thread_work(n, omp_get_thread_num());
+#pragma omp for schedule(dynamic, 1)
+        for (int g = 0; g < G; g++) {
+            float *grads = NULL;
+            if (with_param_grads && n->nparams) {
+                grads = n->group_grads + (size_t)g * n->nparams;
+                memset(grads, 0, sizeof(float) * n->nparams);
+            }
+            for (int k = (int)((long)nmb * g / G); k < (int)((long)nmb * (g + 1) / G); k++) {
+                const int b = k * NET_MICRO, m = B - b < NET_MICRO ? B - b : NET_MICRO;
+                memcpy(w.g, dout + (long)b * n->out_dim, sizeof(float) * (size_t)m * n->out_dim);
+                mb_view v = view_batch(n, b);
+                backward_mb(n, &v, m, w.g, w.g2, w.cols, dx ? dx + (long)b * n->in_dim : NULL, grads, 0);
+            }
         }
     }
     blas_single_end(blas);
-    if (with_param_grads) reduce_grads(n, nt);
+    if (with_param_grads && n->nparams) reduce_grads(n, G, nt0);
 }
 
 /* E and dE/df for one image's outputs f (out_dim); label < 0 means E(x). */

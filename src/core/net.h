@@ -52,9 +52,10 @@ typedef struct net {
                                * layer l's output for images [0,B) starts at acts + act_off*max_batch */
     float *work;
     long work_per_thread;
-    float *thread_grads;
+    float *group_grads;       /* parameter gradients of each group of micro-batches (net.c) */
+    int grad_groups;          /* slots allocated in group_grads */
     long act_per_image;       /* floats of acts per image (input copy + every layer output) */
-    int work_threads;         /* thread slots allocated in work and thread_grads */
+    int work_threads;         /* thread slots allocated in work */
     float *whwc;              /* params as the last pass read them, conv weights in (Cout,K,K,Cin)
                                * order (layers.h: conv2d_forward_hwc); nparams floats */
 } net;

@@ -6,7 +6,8 @@
  * positives, keeps the iteration count and the files.  Every random number of training
  * is a pure function of (seed, stream, iteration, index) through the Philox generator
  * (rng.h), so a checkpoint needs no RNG state beyond the iteration, a run of 2N
- * iterations equals N iterations + resume + N more bit for bit (same thread count), and
+ * iterations equals N iterations + resume + N more bit for bit (on the CPU at any thread count:
+ * net.c sums gradients in fixed groups), and
  * the CUDA backend draws the same numbers as the CPU one.
  *
  * ---- Random numbers of iteration `it` (0-based), seed s = hp->lv.seed -----------------
