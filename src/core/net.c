@@ -528,7 +528,6 @@ static int threads_for(const net *n, int B) {
     return nt < B ? nt : (B > 0 ? B : 1);
 }
 
-
 ebm_status net_forward(net *n, const float *x, int B, float *out) {
     EBM_ASSERT(B >= 0);
     if (B == 0) return EBM_STATUS_OK;

@@ -52,14 +52,15 @@ ebm_status cu_buffer_init(float *buf, int S, int q0, uint64_t seed, float lo, fl
 typedef struct {
     int pos0, neg0, n_all, n_marg;
 } CuShard;
-/* Positives (noisy, clamped) into x[0..B) and chain starts into x[B..B+N) (trainer.h 1-2);
- * slots[j] and labels yneg[j] (from classes) for the negatives.  shard ({0, 0, N, n_marg} for a whole
- * batch): the random numbers are those of positives pos0.. and chains neg0.. of the whole
- * batch, and buffer slots are picked in this GPU's S-slot shard of the replay buffer. */
 /* The classes conditional chains are drawn from (train_chain_classes, backend.h). */
 typedef struct {
     int n, c[TRAIN_MAX_CLASSES];
 } CuClasses;
+/* Positives (noisy, clamped) into x[0..B) and chain starts into x[B..B+N) (trainer.h 1-2);
+ * slots[j] and labels yneg[j] (from classes) for the negatives.  shard ({0, 0, N, n_marg}
+ * for a whole batch): the random numbers are those of positives pos0.. and chains neg0.. of
+ * the whole batch, and buffer slots are picked in this GPU's S-slot shard of the replay
+ * buffer. */
 ebm_status cu_batch(float *x, int *slots, int *yneg, const float *xpos_raw, int B, int N, const float *buf, int S,
                     const CuClasses *classes, uint64_t seed, uint64_t iter, float data_noise, float reinit, float lo,
                     float hi, const CuShard *shard, cudaStream_t st);
