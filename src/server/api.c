@@ -283,10 +283,11 @@ void api_models(api_ctx *a, const cJSON *params, int query, api_response *r) {
         cJSON_AddNumberToObject(o, "params", (double)m->n->nparams);
         cJSON_AddBoolToObject(o, "conditional", m->conditional);
         cJSON_AddNumberToObject(o, "classes", a->info[i].classes);
-        if (m->conditional) { /* the digits requests may ask for */
+        if (m->conditional) { /* the digits requests may ask for (0 = every output, as in training) */
+            int dig[TRAIN_MAX_CLASSES];
+            const int nd = train_chain_classes(a->info[i].digits, a->info[i].classes, dig);
             cJSON *dl = cJSON_AddArrayToObject(o, "digits");
-            for (int d = 0; d < a->info[i].classes; d++)
-                if (!a->info[i].digits || a->info[i].digits >> d & 1u) cJSON_AddItemToArray(dl, cJSON_CreateNumber(d));
+            for (int k = 0; k < nd; k++) cJSON_AddItemToArray(dl, cJSON_CreateNumber(dig[k]));
         }
         cJSON_AddNumberToObject(o, "height", m->n->in_h);
         cJSON_AddNumberToObject(o, "width", m->n->in_w);
