@@ -6,7 +6,7 @@
 template <int IMG, int NT, int NOUT, bool MALA, int MINB, int POL>
 __global__ void __launch_bounds__(NT, MINB) k_chains(LvArgs a) {
     extern __shared__ float4 smem4[];
-    FusedNet<IMG, NT, NOUT, MALA, POL>::chains(DevEx{}, reinterpret_cast<float *>(smem4), (int)blockIdx.x,
+    FusedNet<IMG, NT, NOUT, MALA, POL>::chains(DevEx{a.stamps}, reinterpret_cast<float *>(smem4), (int)blockIdx.x,
                                           (int)threadIdx.x, a);
 }
 
@@ -37,13 +37,12 @@ static ebm_status launch_chains(const LvArgs *a, cudaStream_t st) {
     return EBM_STATUS_OK;
 }
 
-/* 0-4: run 1's kernel, measured (docs/PERF_CUDA.md).  5-10: the tiling policies POL_PAR
- * and POL_PAR | POL_REUSE (fused.cuh), written after run 1 from its profile, checked on
- * the CPU emulation (test_fused_emu) but not yet timed on a GPU; cnn-small (NOUT 1) only,
- * other heads use the automatic pick. */
+/* 0-4: run 1's kernel (docs/PERF_CUDA.md).  5-7: POL_PAR; 8-10: POL_PAR | POL_REUSE, with
+ * POL_PAD since run 6 (fused.cuh).  5-8 are compiled for cnn-small (NOUT 1) only; other
+ * heads use the automatic pick. */
 static const cu_shape shapes[] = {{1, 256, 1, 0}, {1, 256, 2, 0}, {1, 512, 1, 0}, {2, 256, 1, 0},
                                   {2, 512, 1, 0}, {1, 256, 2, 2}, {1, 512, 1, 2}, {2, 512, 1, 2},
-                                  {1, 256, 2, 3}, {1, 512, 1, 3}, {2, 512, 1, 3}};
+                                  {1, 256, 2, 7}, {1, 512, 1, 7}, {2, 512, 1, 7}, {1, 512, 1, 15}, {2, 512, 1, 15}};
 enum { NSHAPES = sizeof shapes / sizeof shapes[0] };
 
 int cu_chain_shapes(cu_shape *out, int max) {
@@ -71,19 +70,21 @@ static ebm_status chains_nout(const LvArgs *a, int shape, cudaStream_t st) {
     if (a->mala) return launch_chains<1, 256, NOUT, true>(a, st);
     /* the ten-output head has version 1's shapes and the two version-2 shapes that
      * cu_chain_pick takes (5-8 are compiled for one output only, to keep the build short) */
-    if (shape < 0 || (NOUT != 1 && shape >= 5 && shape <= 8)) shape = cu_chain_pick(a->n);
+    if (shape < 0 || (NOUT != 1 && ((shape >= 5 && shape <= 8) || shape >= 11))) shape = cu_chain_pick(a->n);
     if constexpr (NOUT == 1) {
         switch (shape) {
         case 5: return launch_chains<1, 256, NOUT, false, 2, POL_PAR>(a, st);
         case 6: return launch_chains<1, 512, NOUT, false, 1, POL_PAR>(a, st);
         case 7: return launch_chains<2, 512, NOUT, false, 1, POL_PAR>(a, st);
-        case 8: return launch_chains<1, 256, NOUT, false, 2, POL_PAR | POL_REUSE>(a, st);
+        case 8: return launch_chains<1, 256, NOUT, false, 2, POL_PAR | POL_REUSE | POL_PAD>(a, st);
+        case 11: return launch_chains<1, 512, NOUT, false, 1, POL_PAR | POL_REUSE | POL_PAD | POL_BAL>(a, st);
+        case 12: return launch_chains<2, 512, NOUT, false, 1, POL_PAR | POL_REUSE | POL_PAD | POL_BAL>(a, st);
         default: break;
         }
     }
     switch (shape) {
-    case 9: return launch_chains<1, 512, NOUT, false, 1, POL_PAR | POL_REUSE>(a, st);
-    case 10: return launch_chains<2, 512, NOUT, false, 1, POL_PAR | POL_REUSE>(a, st);
+    case 9: return launch_chains<1, 512, NOUT, false, 1, POL_PAR | POL_REUSE | POL_PAD>(a, st);
+    case 10: return launch_chains<2, 512, NOUT, false, 1, POL_PAR | POL_REUSE | POL_PAD>(a, st);
     case 0: return launch_chains<1, 256, NOUT, false, 1>(a, st);
     case 1: return launch_chains<1, 256, NOUT, false, 2>(a, st);
     case 2: return launch_chains<1, 512, NOUT, false, 1>(a, st);

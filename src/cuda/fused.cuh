@@ -72,7 +72,7 @@ constexpr int grad_pad() {
 constexpr int sk_floats(bool reuse) { return reuse ? 8192 : 4096; }
 
 /* ---- shared-memory layout ----------------------------------------------------------------- */
-template <int IMG_, int NOUT_, bool MALA_, bool REUSE_ = false>
+template <int IMG_, int NOUT_, bool MALA_, bool REUSE_ = false, bool PADG_ = false>
 struct Lay {
     static constexpr int IMG = IMG_, NOUT = NOUT_;
     static constexpr bool MALA = MALA_;
@@ -84,8 +84,13 @@ struct Lay {
     static constexpr int A4_IS = 256, A5_IS = 64;
     static constexpr int P_IS = A1_IS, Q_IS = A2_IS;
     static_assert(A3_IS <= P_IS && A5_IS <= P_IS && A4_IS <= Q_IS && 784 <= Q_IS, "region sharing");
-    static constexpr int D1W = G0::HO + grad_pad<G0>(), D1_IS = D1W * D1W * G0::COUT;
-    static constexpr int D2W = G1::HO + grad_pad<G1>(), D2_IS = D2W * D2W * G1::COUT;
+    /* PADG: D1 and D2 keep 4 spare floats per position, so that the 8 lanes of a quarter
+     * warp reading 16-byte G vectors of neighbouring positions in the backward of L0 and L1
+     * hit distinct banks (with 16 or 32 floats per position they share 2 or 1 bank groups:
+     * ncu's excess wavefronts after POL_PAR's interleaving) */
+    static constexpr int D1C = G0::COUT + (PADG_ ? 4 : 0), D2C = G1::COUT + (PADG_ ? 4 : 0);
+    static constexpr int D1W = G0::HO + grad_pad<G0>(), D1_IS = D1W * D1W * D1C;
+    static constexpr int D2W = G1::HO + grad_pad<G1>(), D2_IS = D2W * D2W * D2C;
     static constexpr int D3W = G2::HO + grad_pad<G2>(), D3_IS = D3W * D3W * G2::COUT;
     static constexpr int D4W = G3::HO + grad_pad<G3>(), D4_IS = D4W * D4W * G3::COUT;
     static constexpr int D5_IS = 64;
@@ -127,21 +132,35 @@ constexpr int pick_ks(int items, int nu, int nt) {
 /* Forward: z -> A_next (swish, padded by APAD in an AW-wide buffer) and D (swish', DW wide). */
 struct EpiSwish {
     float *A, *D;
-    int a_is, aw, apad, d_is, dw, c;
+    int a_is, aw, apad, d_is, dw, c, dc; /* c: channels (A's floats per position); dc: D's */
     HD void operator()(int img, int oh, int ow, int co, float z) const {
         float a, d;
         hd_swish(z, &a, &d);
         A[img * a_is + ((oh + apad) * aw + ow + apad) * c + co] = a;
-        D[img * d_is + (oh * dw + ow) * c + co] = d;
+        D[img * d_is + (oh * dw + ow) * dc + co] = d;
+    }
+    /* channels co..co+3 (co % 4 == 0): one 16-byte store each to A and D */
+    HD void vec4(int img, int oh, int ow, int co, const float *z) const {
+        float4 a, d;
+        hd_swish(z[0], &a.x, &d.x), hd_swish(z[1], &a.y, &d.y), hd_swish(z[2], &a.z, &d.z), hd_swish(z[3], &a.w, &d.w);
+        *reinterpret_cast<float4 *>(A + img * a_is + ((oh + apad) * aw + ow + apad) * c + co) = a;
+        *reinterpret_cast<float4 *>(D + img * d_is + (oh * dw + ow) * dc + co) = d;
     }
 };
-/* Backward: v = dL/d(layer input) -> G = v * swish' in place in the D buffer (OW wide). */
+/* Backward: v = dL/d(layer input) -> G = v * swish' in place in the D buffer (OW wide, c
+ * floats per position). */
 struct EpiGrad {
     float *D;
     int d_is, dw, c;
     HD void operator()(int img, int ih, int iw, int ci, float v) const {
         float *p = D + img * d_is + (ih * dw + iw) * c + ci;
         *p = FMUL(v, *p);
+    }
+    HD void vec4(int img, int ih, int iw, int ci, const float *v) const {
+        float4 *p = reinterpret_cast<float4 *>(D + img * d_is + (ih * dw + iw) * c + ci);
+        float4 q = *p;
+        q.x = FMUL(v[0], q.x), q.y = FMUL(v[1], q.y), q.z = FMUL(v[2], q.z), q.w = FMUL(v[3], q.w);
+        *p = q;
     }
 };
 /* Backward of the dense layer L4: input index j (NHWC of 2x2x64) lands in D4 (3x3x64). */
@@ -152,6 +171,13 @@ struct EpiGradD4 {
         const int p = j >> 6, c = j & 63;
         float *q = D + img * d_is + ((p >> 1) * dw + (p & 1)) * 64 + c;
         *q = FMUL(v, *q);
+    }
+    HD void vec4(int img, int, int, int j, const float *v) const { /* j % 4 == 0: one position */
+        const int p = j >> 6, c = j & 63;
+        float4 *q = reinterpret_cast<float4 *>(D + img * d_is + ((p >> 1) * dw + (p & 1)) * 64 + c);
+        float4 r = *q;
+        r.x = FMUL(v[0], r.x), r.y = FMUL(v[1], r.y), r.z = FMUL(v[2], r.z), r.w = FMUL(v[3], r.w);
+        *q = r;
     }
 };
 /* Backward of L0: dE/dx, plain. */
@@ -166,7 +192,7 @@ struct EpiPlain {
  * wf the weights [K*K][CIN][COUT], b the bias.  Items: (split, position group, channel group). */
 /* Tiling policy bits: POL_REUSE (pick_tm), POL_PAR (input-gradient classes run side by
  * side rather than one after another, see Bwd::compute). */
-enum { POL_REUSE = 1, POL_PAR = 2 };
+enum { POL_REUSE = 1, POL_PAR = 2, POL_PAD = 4 /* Lay's PADG */, POL_BAL = 8 /* Bwd's KsPlan */ };
 
 template <class L, int IMG, int NT, int POL = 0>
 struct Fwd {
@@ -179,16 +205,21 @@ struct Fwd {
     static constexpr int KS = pick_ks(NPG * NCG, NU, NT);
     static constexpr int ITEMS = NPG * NCG * KS;
     static constexpr int WP = L::W + 2 * L::P;
+    /* A group's TM positions are NPR columns apart, so neighbouring lanes own neighbouring
+     * positions: their shared-memory accesses spread over the banks (adjacent positions
+     * TM apart put up to 8 lanes on one bank: ncu counted 55-60% excess wavefronts). */
+    static constexpr int NPR = HW == 1 ? 1 : L::WO / TM;
     static_assert(L::COUT % TN == 0 && ROW % TM == 0, "tiling");
     static_assert(KS == 1 || KS * M * L::COUT <= sk_floats(REUSE), "split-K scratch");
 
-    /* Position group pg -> first image, output row and column. */
+    /* Position group pg -> first image, output row and first column (the others follow
+     * every NPR columns; for the dense layer, every image). */
     HD static void pos(int pg, int &img, int &oh, int &ow) {
         if constexpr (HW == 1) {
             img = pg * TM, oh = 0, ow = 0;
         } else {
-            const int rr = pg / (L::WO / TM);
-            img = rr / L::HO, oh = rr % L::HO, ow = (pg % (L::WO / TM)) * TM;
+            const int rr = pg / NPR;
+            img = rr / L::HO, oh = rr % L::HO, ow = pg % NPR;
         }
     }
 
@@ -199,7 +230,7 @@ struct Fwd {
             const int cg = it % NCG, r = it / NCG, pg = r % NPG, ks = r / NPG;
             int img, oh, ow;
             pos(pg, img, oh, ow);
-            const int pstep = HW == 1 ? in_is : L::S * L::CIN;
+            const int pstep = HW == 1 ? in_is : NPR * L::S * L::CIN;
             const float *a0 = in + img * in_is + (oh * L::S * WP + ow * L::S) * L::CIN;
             float acc[TM][TN];
 #pragma unroll
@@ -234,17 +265,17 @@ struct Fwd {
                 }
             }
 #pragma unroll
-            for (int i = 0; i < TM; i++) {
-                const int im = HW == 1 ? img + i : img, oww = HW == 1 ? 0 : ow + i;
+            for (int i = 0; i < TM; i++) { /* 16-byte stores: TN = 4 channels of one position */
+                const int im = HW == 1 ? img + i : img, oww = HW == 1 ? 0 : ow + i * NPR;
+                if (KS == 1) {
+                    float z[TN];
 #pragma unroll
-                for (int n = 0; n < TN; n++) {
-                    const int co = cg * TN + n;
-                    if (KS == 1) {
-                        epi(im, oh, oww, co, acc[i][n] + LDG(b + co));
-                    } else {
-                        const int m = im * HW + oh * L::WO + oww;
-                        sk[(ks * M + m) * L::COUT + co] = acc[i][n];
-                    }
+                    for (int n = 0; n < TN; n++) z[n] = acc[i][n] + LDG(b + cg * TN + n);
+                    epi.vec4(im, oh, oww, cg * TN, z);
+                } else {
+                    const int m = im * HW + oh * L::WO + oww;
+                    *reinterpret_cast<float4 *>(sk + (ks * M + m) * L::COUT + cg * TN) =
+                        make_float4(acc[i][0], acc[i][1], acc[i][2], acc[i][3]);
                 }
             }
         }
@@ -263,9 +294,57 @@ struct Fwd {
 };
 
 /* ---- input gradient of a convolution, by output-parity class -------------------------------- */
-/* G: dL/dz of the layer's output in a (HO+pad) x (WO+pad) x COUT buffer (g_is per image),
- * wb: weights [K*K][COUT][CIN].  Writes epi(img, ih, iw, ci, dL/d input). */
-template <class L, int IMG, int NT, int POL = 0>
+/* How K is split per output-parity class.  The classes of a stride-2 conv have different tap
+ * counts (1, 2, 2 and 4 for k3), so one split for all (pick_ks) gives the heavy class's items
+ * up to 4x the work of the light ones, and the phase waits for them (run 6: the backward
+ * of L1-L3 took 1.6x the forward's time for the same multiply-adds).  With POL_BAL each class
+ * is cut into items of about CH units, CH chosen at compile time to minimise the most units
+ * any thread does (items dealt round-robin, as POL_PAR does), within the split-K scratch. */
+struct KsPlan {
+    int ks[4], off[4], slot[4]; /* splits, first item, first partial slot (split classes only) */
+    int items, slots, cost;
+};
+constexpr KsPlan ks_plan(const int *units, int ncls, int per_split, int nt, int max_slots, int ch, int uniform_ks) {
+    KsPlan p{};
+    int items = 0, slots = 0;
+    for (int c = 0; c < ncls; c++) {
+        const int k = uniform_ks ? uniform_ks : (units[c] + ch - 1) / ch;
+        p.ks[c] = k, p.off[c] = items, p.slot[c] = slots;
+        items += per_split * k;
+        if (k > 1 || uniform_ks > 1) slots += k;
+    }
+    p.items = items, p.slots = slots;
+    int worst = 0; /* thread t does items t, t + nt, ...; item i of class c, split ks has
+                      (ks + 1) * units / k - ks * units / k units */
+    for (int t = 0; t < nt && t < items; t++) {
+        int s = 0;
+        for (int i = t; i < items; i += nt) {
+            int c = ncls - 1;
+            while (i < p.off[c]) c--;
+            const int ks = (i - p.off[c]) / per_split, k = p.ks[c];
+            s += (ks + 1) * units[c] / k - ks * units[c] / k;
+        }
+        worst = s > worst ? s : worst;
+    }
+    /* a split-K phase costs a barrier and the partials' traffic: about 6 units (run 6) */
+    p.cost = slots > max_slots ? 1 << 30 : worst + (slots ? 6 : 0);
+    return p;
+}
+constexpr KsPlan ks_plan_best(const int *units, int ncls, int per_split, int nt, int max_slots, int uniform_ks) {
+    KsPlan best = ks_plan(units, ncls, per_split, nt, max_slots, 0, uniform_ks);
+    int umax = 0;
+    for (int c = 0; c < ncls; c++) umax = units[c] > umax ? units[c] : umax;
+    for (int ch = 4; ch <= umax; ch++) {
+        const KsPlan p = ks_plan(units, ncls, per_split, nt, max_slots, ch, 0);
+        if (p.cost < best.cost) best = p;
+    }
+    return best;
+}
+
+/* G: dL/dz of the layer's output in a (HO+pad) x (WO+pad) buffer of GC floats per position
+ * (COUT, or more with Lay's PADG; g_is per image), wb: weights [K*K][COUT][CIN].  Writes
+ * epi(img, ih, iw, ci, dL/d input). */
+template <class L, int IMG, int NT, int POL = 0, int GC = L::COUT>
 struct Bwd {
     static constexpr bool REUSE = (POL & POL_REUSE) != 0, PAR = (POL & POL_PAR) != 0;
     static constexpr int NCLS = L::S * L::S, U = L::H / L::S, HWC = U * U, MC = IMG * HWC;
@@ -275,9 +354,36 @@ struct Bwd {
     static constexpr int TM = pick_tm(NCLS * MC * NCG, ROW, NT, REUSE), NPG = MC / TM;
     /* every class has at least one tap; the fewest units decide the split */
     static constexpr int KS = pick_ks(NCLS * NPG * NCG, NCV, NT);
-    static constexpr int ITEMS = NPG * NCG * KS; /* per class */
+    static constexpr int ITEMS = NPG * NCG * KS; /* per class (without POL_BAL) */
+    static constexpr int NPR = HWC == 1 ? 1 : U / TM; /* a group's positions: NPR apart (Fwd) */
     static_assert(L::COUT % 4 == 0 && ROW % TM == 0, "tiling");
     static_assert(KS == 1 || KS * NCLS * MC * L::CIN <= sk_floats(REUSE), "split-K scratch");
+    static constexpr bool BAL = (POL & POL_BAL) != 0;
+    static_assert(!BAL || PAR, "POL_BAL deals items as POL_PAR does");
+    HD static constexpr int taps(int r) { return (L::K - (r + L::P) % L::S + L::S - 1) / L::S; }
+    struct Units {
+        int u[4];
+    };
+    static constexpr Units units() {
+        Units x{};
+        for (int c = 0; c < NCLS; c++) x.u[c] = taps(c / L::S) * taps(c % L::S) * NCV;
+        return x;
+    }
+    static constexpr Units UNITS = units();
+    /* the plan in use: POL_BAL's best, else pick_ks's uniform split (cost printed by the emulator test) */
+    static constexpr KsPlan PLAN =
+        BAL ? ks_plan_best(UNITS.u, NCLS, NPG * NCG, NT, sk_floats(REUSE) / (MC * L::CIN), KS)
+            : ks_plan(UNITS.u, NCLS, NPG * NCG, NT, 1 << 30, 0, KS);
+    static constexpr bool REDUCE = PLAN.slots > 0;
+    /* PLAN's fields for a class known only at run time: device code may read integral
+     * constants, not the members of a constexpr struct */
+    static constexpr int K0_ = PLAN.ks[0], K1_ = PLAN.ks[1], K2_ = PLAN.ks[2], K3_ = PLAN.ks[3];
+    static constexpr int S0_ = PLAN.slot[0], S1_ = PLAN.slot[1], S2_ = PLAN.slot[2], S3_ = PLAN.slot[3];
+    static constexpr int O0_ = PLAN.off[0], O1_ = PLAN.off[1], O2_ = PLAN.off[2], O3_ = PLAN.off[3];
+    HD static int plan_ks(int c) { return c == 0 ? K0_ : c == 1 ? K1_ : c == 2 ? K2_ : K3_; }
+    HD static int plan_slot(int c) { return c == 0 ? S0_ : c == 1 ? S1_ : c == 2 ? S2_ : S3_; }
+    HD static int plan_off(int c) { return c == 0 ? O0_ : c == 1 ? O1_ : c == 2 ? O2_ : O3_; }
+    static_assert(PLAN.slots * MC * L::CIN <= sk_floats(REUSE), "split-K scratch");
 
     /* Items start, start + NT, ... of class (RH, RW). */
     template <int RH, int RW, class Epi>
@@ -286,28 +392,30 @@ struct Bwd {
         using CH = Cls<L, RH>;
         using CW = Cls<L, RW>;
         constexpr int NU = CH::NT * CW::NT * NCV, CI = RH * L::S + RW;
-        for (int it = start; it < ITEMS; it += NT) {
+        constexpr int KSC = PLAN.ks[CI], ITC = NPG * NCG * KSC, SLOT = PLAN.slot[CI];
+        static_assert(BAL || (KSC == KS && (KS == 1 || SLOT == CI * KS)), "the uniform plan is pick_ks's split");
+        for (int it = start; it < ITC; it += NT) {
             const int cg = it % NCG, r = it / NCG, pg = r % NPG, ks = r / NPG;
             int img, u, v0;
             if constexpr (HWC == 1) {
                 img = pg * TM, u = 0, v0 = 0;
             } else {
-                const int rr = pg / (U / TM);
-                img = rr / U, u = rr % U, v0 = (pg % (U / TM)) * TM;
+                const int rr = pg / NPR;
+                img = rr / U, u = rr % U, v0 = pg % NPR;
             }
-            const int pstep = HWC == 1 ? g_is : L::COUT;
-            const float *g0 = G + img * g_is + (u * gw + v0) * L::COUT;
+            const int pstep = HWC == 1 ? g_is : NPR * GC;
+            const float *g0 = G + img * g_is + (u * gw + v0) * GC;
             float acc[TM][TN];
 #pragma unroll
             for (int i = 0; i < TM; i++)
 #pragma unroll
                 for (int n = 0; n < TN; n++) acc[i][n] = 0.0f;
-            const int u0 = KS == 1 ? 0 : ks * NU / KS, u1 = KS == 1 ? NU : (ks + 1) * NU / KS;
+            const int u0 = KSC == 1 ? 0 : ks * NU / KSC, u1 = KSC == 1 ? NU : (ks + 1) * NU / KSC;
 #pragma unroll 2
             for (int un = u0; un < u1; un++) {
                 const int tap = un / NCV, cv = un - tap * NCV, th = tap / CW::NT, tw = tap - th * CW::NT;
                 const int kh = CH::K0 + th * L::S, kw = CW::K0 + tw * L::S;
-                const float *gp = g0 + ((CH::D0 - th) * gw + (CW::D0 - tw)) * L::COUT + cv * 4;
+                const float *gp = g0 + ((CH::D0 - th) * gw + (CW::D0 - tw)) * GC + cv * 4;
                 const float *wp = wb + ((kh * L::K + kw) * L::COUT + cv * 4) * L::CIN + cg * TN;
                 float w[4][TN];
 #pragma unroll
@@ -336,16 +444,17 @@ struct Bwd {
             }
 #pragma unroll
             for (int i = 0; i < TM; i++) {
-                const int im = HWC == 1 ? img + i : img, vv = HWC == 1 ? 0 : v0 + i;
-#pragma unroll
-                for (int n = 0; n < TN; n++) {
-                    const int ci = cg * TN + n;
-                    if (KS == 1) {
-                        epi(im, u * L::S + RH, vv * L::S + RW, ci, acc[i][n]);
-                    } else {
-                        const int m = im * HWC + u * U + vv;
-                        sk[((CI * KS + ks) * MC + m) * L::CIN + ci] = acc[i][n];
-                    }
+                const int im = HWC == 1 ? img + i : img, vv = HWC == 1 ? 0 : v0 + i * NPR;
+                const int m = im * HWC + u * U + vv;
+                if constexpr (TN == 4) { /* 16-byte accesses, as in Fwd */
+                    if (KSC == 1)
+                        epi.vec4(im, u * L::S + RH, vv * L::S + RW, cg * TN, acc[i]);
+                    else
+                        *reinterpret_cast<float4 *>(sk + ((SLOT + ks) * MC + m) * L::CIN + cg * TN) =
+                            make_float4(acc[i][0], acc[i][1], acc[i][2], acc[i][3]);
+                } else {
+                    if (KSC == 1) epi(im, u * L::S + RH, vv * L::S + RW, cg, acc[i][0]);
+                    else sk[((SLOT + ks) * MC + m) * L::CIN + cg] = acc[i][0];
                 }
             }
         }
@@ -353,7 +462,7 @@ struct Bwd {
     /* Without PAR every thread starts each class at item tid: a class with fewer items than
      * threads leaves the rest idle (run 1's shapes).  With PAR the NCLS * ITEMS items are
      * dealt out round-robin over the whole block, class after class. */
-    HD static int start(int tid, int c) { return PAR ? ((tid - c * ITEMS) % NT + NT) % NT : tid; }
+    HD static int start(int tid, int c) { return PAR ? ((tid - plan_off(c)) % NT + NT) % NT : tid; }
     template <class Epi>
     HD static void compute(int tid, const float *G, int g_is, int gw, const float *__restrict__ wb, float *sk,
                            const Epi &epi) {
@@ -368,8 +477,10 @@ struct Bwd {
     HD static void reduce(int tid, const float *sk, const Epi &epi) {
         for (int idx = tid; idx < NCLS * MC * L::CIN; idx += NT) {
             const int ci = idx % L::CIN, m = (idx / L::CIN) % MC, c = idx / (L::CIN * MC);
+            const int ksc = plan_ks(c), slot = plan_slot(c);
+            if (ksc == 1) continue; /* written by its items (POL_BAL) */
             float s = 0.0f;
-            for (int k = 0; k < KS; k++) s += sk[((c * KS + k) * MC + m) * L::CIN + ci];
+            for (int k = 0; k < ksc; k++) s += sk[((slot + k) * MC + m) * L::CIN + ci];
             const int img = m / HWC, q = m % HWC, u = q / U, v = q % U;
             epi(img, u * L::S + c / L::S, v * L::S + c % L::S, ci, s);
         }

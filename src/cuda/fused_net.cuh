@@ -13,13 +13,24 @@
 
 #include "fused.cuh"
 
-/* Runs f(tid) for every thread of the block, then waits for all of them. */
+/* Runs f(tid) for every thread of the block, then waits for all of them.  With stamps
+ * (cuda_bench --phases), thread 0 of block 0 records clock64() after each barrier, so the
+ * differences are the phases' durations. */
+enum { EX_STAMPS = 4096 };
 struct DevEx {
+    long long *stamps = nullptr;
+    mutable int nstamp = 0;
     template <class F>
     HD void par(F &&f) const {
 #ifdef __CUDA_ARCH__
         f((int)threadIdx.x);
-        __syncthreads();
+        if (!stamps) {
+            __syncthreads();
+        } else { /* one asm block, so that the clock is read after the barrier, not before */
+            long long t;
+            asm volatile("bar.sync 0;\n\tmov.u64 %0, %%clock64;" : "=l"(t)::"memory");
+            if (blockIdx.x == 0 && threadIdx.x == 0 && nstamp < EX_STAMPS) stamps[nstamp++] = t;
+        }
 #endif
     }
 };
@@ -59,6 +70,7 @@ struct LvArgs {
     uint32_t chain0, step0;
     unsigned long long *bad;      /* min over (eval index << 32 | chain) of non-finite evals */
     unsigned long long *accepted; /* MALA acceptances (added to) */
+    long long *stamps;            /* EX_STAMPS phase end times of block 0 (DevEx), or NULL */
 };
 
 /* Arguments of the training pass over npos positives then nneg negatives. */
@@ -92,14 +104,14 @@ HD WgradGeo wgrad_geo(int l, int nout) {
 
 template <int IMG, int NT, int NOUT, bool MALA, int POL = 0>
 struct FusedNet {
-    using Y = Lay<IMG, NOUT, MALA, (POL & POL_REUSE) != 0>;
+    using Y = Lay<IMG, NOUT, MALA, (POL & POL_REUSE) != 0, (POL & POL_PAD) != 0>;
     using F0 = Fwd<G0, IMG, NT, POL>;
     using F1 = Fwd<G1, IMG, NT, POL>;
     using F2 = Fwd<G2, IMG, NT, POL>;
     using F3 = Fwd<G3, IMG, NT, POL>;
     using F4 = Fwd<G4, IMG, NT, POL>;
-    using B0 = Bwd<G0, IMG, NT, POL>;
-    using B1 = Bwd<G1, IMG, NT, POL>;
+    using B0 = Bwd<G0, IMG, NT, POL, Y::D1C>;
+    using B1 = Bwd<G1, IMG, NT, POL, Y::D2C>;
     using B2 = Bwd<G2, IMG, NT, POL>;
     using B3 = Bwd<G3, IMG, NT, POL>;
     using B4 = Bwd<G4, IMG, NT, POL>;
@@ -132,11 +144,11 @@ struct FusedNet {
         float *X = sm + Y::oX, *P = sm + Y::oP, *Q = sm + Y::oQ, *M = sm + Y::oM;
         float *D1 = sm + Y::oD1, *D2 = sm + Y::oD2, *D3 = sm + Y::oD3, *D4 = sm + Y::oD4, *D5 = sm + Y::oD5;
         float *SK = sm + Y::oSK;
-        const EpiSwish e0 = {P, D1, Y::A1_IS, Y::A1W, G1::P, Y::D1_IS, Y::D1W, 16};
-        const EpiSwish e1 = {Q, D2, Y::A2_IS, Y::A2W, G2::P, Y::D2_IS, Y::D2W, 32};
-        const EpiSwish e2 = {P, D3, Y::A3_IS, Y::A3W, G3::P, Y::D3_IS, Y::D3W, 64};
-        const EpiSwish e3 = {Q, D4, Y::A4_IS, 2, 0, Y::D4_IS, Y::D4W, 64};
-        const EpiSwish e4 = {P, D5, Y::A5_IS, 1, 0, Y::D5_IS, 1, 64};
+        const EpiSwish e0 = {P, D1, Y::A1_IS, Y::A1W, G1::P, Y::D1_IS, Y::D1W, 16, Y::D1C};
+        const EpiSwish e1 = {Q, D2, Y::A2_IS, Y::A2W, G2::P, Y::D2_IS, Y::D2W, 32, Y::D2C};
+        const EpiSwish e2 = {P, D3, Y::A3_IS, Y::A3W, G3::P, Y::D3_IS, Y::D3W, 64, 64};
+        const EpiSwish e3 = {Q, D4, Y::A4_IS, 2, 0, Y::D4_IS, Y::D4W, 64, 64};
+        const EpiSwish e4 = {P, D5, Y::A5_IS, 1, 0, Y::D5_IS, 1, 64, 64};
         ex.par([&](int t) {
             zero_border(t, P, Y::A1_IS, Y::A1W, 16, G1::P);
             F0::compute(t, X, Y::X_IS, W + WL_F0, W + WL_B0, SK, e0);
@@ -230,20 +242,20 @@ struct FusedNet {
         });
         const EpiGradD4 e4 = {D4, Y::D4_IS, Y::D4W};
         ex.par([&](int t) { B4::compute(t, D5, Y::D5_IS, 1, W + WL_R4, SK, e4); });
-        if (B4::KS > 1) ex.par([&](int t) { B4::reduce(t, SK, e4); });
+        if (B4::REDUCE) ex.par([&](int t) { B4::reduce(t, SK, e4); });
         const EpiGrad e3 = {D3, Y::D3_IS, Y::D3W, 64};
         ex.par([&](int t) { B3::compute(t, D4, Y::D4_IS, Y::D4W, W + WL_R3, SK, e3); });
-        if (B3::KS > 1) ex.par([&](int t) { B3::reduce(t, SK, e3); });
-        const EpiGrad e2 = {D2, Y::D2_IS, Y::D2W, 32};
+        if (B3::REDUCE) ex.par([&](int t) { B3::reduce(t, SK, e3); });
+        const EpiGrad e2 = {D2, Y::D2_IS, Y::D2W, Y::D2C};
         ex.par([&](int t) { B2::compute(t, D3, Y::D3_IS, Y::D3W, W + WL_R2, SK, e2); });
-        if (B2::KS > 1) ex.par([&](int t) { B2::reduce(t, SK, e2); });
-        const EpiGrad e1 = {D1, Y::D1_IS, Y::D1W, 16};
+        if (B2::REDUCE) ex.par([&](int t) { B2::reduce(t, SK, e2); });
+        const EpiGrad e1 = {D1, Y::D1_IS, Y::D1W, Y::D1C};
         ex.par([&](int t) { B1::compute(t, D2, Y::D2_IS, Y::D2W, W + WL_R1, SK, e1); });
-        if (B1::KS > 1) ex.par([&](int t) { B1::reduce(t, SK, e1); });
+        if (B1::REDUCE) ex.par([&](int t) { B1::reduce(t, SK, e1); });
         if (with_dx) {
             const EpiPlain e0 = {Q, Y::Q_IS, 28, 1};
             ex.par([&](int t) { B0::compute(t, D1, Y::D1_IS, Y::D1W, W + WL_R0, SK, e0); });
-            if (B0::KS > 1) ex.par([&](int t) { B0::reduce(t, SK, e0); });
+            if (B0::REDUCE) ex.par([&](int t) { B0::reduce(t, SK, e0); });
         }
     }
 
@@ -466,6 +478,7 @@ struct FusedNet {
     /* Training pass of block blk: E, dL/dE weighted backward, dumps of A_l and G_l. */
     template <class Ex>
     HD static void train(const Ex &ex, float *sm, int blk, const TrArgs &a) {
+        static_assert(!(POL & POL_PAD), "the dumps are read with wgrad_geo's unpadded strides");
         const int n = a.npos + a.nneg, img0 = blk * IMG, nval = n - img0 < IMG ? n - img0 : IMG;
         float *M = sm + Y::oM;
         load(ex, sm, a.x + (size_t)img0 * 784, nval);
@@ -491,8 +504,10 @@ struct FusedNet {
         });
     }
 
-    static_assert(Y::X_IS == 1296 && Y::A1_IS == 5184 && Y::A2_IS == 3200 && Y::A3_IS == 2304 &&
-                      Y::D1_IS == 4096 && Y::D2_IS == 2592 && Y::D3_IS == 1600 && Y::D4_IS == 576,
+    /* the training pass's dumps are read with wgrad_geo's strides: no PADG there */
+    static_assert((POL & POL_PAD) ||
+                      (Y::X_IS == 1296 && Y::A1_IS == 5184 && Y::A2_IS == 3200 && Y::A3_IS == 2304 &&
+                       Y::D1_IS == 4096 && Y::D2_IS == 2592 && Y::D3_IS == 1600 && Y::D4_IS == 576),
                   "wgrad_geo matches the shared-memory layout");
     /* Floats per image of dump l: layer inputs A0..A5, or output gradients G of L0..L4 (D
      * layouts) and dL/df (16). */

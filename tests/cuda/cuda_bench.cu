@@ -4,7 +4,9 @@
  *   training iterations/s at batch 128 with 60 Langevin steps (the peer's recipe),
  *   achieved TFLOP/s against the measured fp32 FMA ceiling, and device copy bandwidth.
  * Usage: cuda_bench [--data DIR] [--seconds S] [--reps R] [--profile SHAPE BATCH STEPS]
- * (--profile: one warm-up and one timed launch of that shape, for ncu).  The last lines are
+ * (--profile: one warm-up and one timed launch of that shape, for ncu; --phases SHAPE BATCH
+ * STEPS: block 0's clock64() at every barrier of that launch, printed as each phase's cycles,
+ * to see where a step's time goes).  The last lines are
  * key=value pairs for bench/cuda_bench.sh. */
 #include <algorithm>
 #include <math.h>
@@ -45,7 +47,7 @@ static double median(std::vector<double> v) {
 
 /* Milliseconds of one launch of `steps` ULA steps on n chains (median of reps), the kernel
  * alone; the chains restart from the same points each rep. */
-static double time_chains(const float *W, int n, int steps, int shape, int reps) {
+static double time_chains(const float *W, int n, int steps, int shape, int reps, long long *stamps = NULL) {
     std::vector<float> x0((size_t)n * 784);
     for (int i = 0; i < n; i++) rng_uniform_fill(1, RNG_STREAM_START, (uint32_t)i, 0, &x0[(size_t)i * 784], 784);
     for (auto &v : x0) v = 2 * v - 1;
@@ -58,7 +60,7 @@ static double time_chains(const float *W, int n, int steps, int shape, int reps)
     LvArgs a;
     memset(&a, 0, sizeof a);
     a.x = x, a.W = W, a.n = n, a.steps = steps, a.final_eval = 0;
-    a.eps = 10, a.sigma = 0.005f, a.clip = 0.03f, a.lo = -1, a.hi = 1, a.seed = 7, a.bad = flags;
+    a.eps = 10, a.sigma = 0.005f, a.clip = 0.03f, a.lo = -1, a.hi = 1, a.seed = 7, a.bad = flags, a.stamps = stamps;
     cudaEvent_t e0, e1;
     CU(cudaEventCreate(&e0));
     CU(cudaEventCreate(&e1));
@@ -86,15 +88,17 @@ int main(int argc, char **argv) {
     const char *data = NULL;
     double seconds = 10;
     int reps = 5, prof[3] = {-2, 0, 0};
+    bool phases = false;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--profile") && i + 3 < argc) {
+        if ((!strcmp(argv[i], "--profile") || !strcmp(argv[i], "--phases")) && i + 3 < argc) {
+            phases = !strcmp(argv[i], "--phases");
             for (int k = 0; k < 3; k++) prof[k] = atoi(argv[++i]);
             continue;
         }
         if (!strcmp(argv[i], "--data") && i + 1 < argc) data = argv[++i];
         else if (!strcmp(argv[i], "--seconds") && i + 1 < argc) seconds = atof(argv[++i]);
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
-        else DIE("usage: cuda_bench [--data DIR] [--seconds S] [--reps R] [--profile SHAPE BATCH STEPS]");
+        else DIE("usage: cuda_bench [--data DIR] [--seconds S] [--reps R] [--profile|--phases SHAPE BATCH STEPS]");
     }
     int count = 0;
     if (cudaGetDeviceCount(&count) != cudaSuccess || !count) DIE("no CUDA GPU");
@@ -110,9 +114,23 @@ int main(int argc, char **argv) {
         php.lv.lo = -1, php.lv.hi = 1;
         train_backend pb;
         TRY(backend_cuda_create(pn, &php, 0, &pb));
-        const double ms = time_chains(backend_cuda_weights(pb.ctx), prof[1], prof[2], prof[0], 1);
+        long long *st = NULL;
+        if (phases) {
+            CU(cudaMalloc(&st, EX_STAMPS * sizeof *st));
+            CU(cudaMemset(st, 0, EX_STAMPS * sizeof *st));
+        }
+        const double ms = time_chains(backend_cuda_weights(pb.ctx), prof[1], prof[2], prof[0], 1, st);
         printf("profile: shape %d, batch %d, %d steps: %.3f ms, %.2f M image-steps/s\n", prof[0], prof[1], prof[2], ms,
                prof[1] * (double)prof[2] / (ms * 1e3));
+        if (phases) { /* the timed launch overwrote the warm-up's stamps */
+            std::vector<long long> h(EX_STAMPS);
+            CU(cudaMemcpy(h.data(), st, EX_STAMPS * sizeof *st, cudaMemcpyDeviceToHost));
+            int k = 0;
+            while (k < EX_STAMPS && h[k]) k++;
+            printf("phases: %d barriers in block 0, %.0f cycles from the first to the last\n", k, k ? (double)(h[k - 1] - h[0]) : 0.0);
+            for (int i = 1; i < k; i++) printf("phase %4d %8lld cycles\n", i, h[i] - h[i - 1]);
+            cudaFree(st);
+        }
         pb.destroy(pb.ctx);
         net_free(pn);
         return 0;
@@ -139,7 +157,7 @@ int main(int argc, char **argv) {
     double best[3] = {0, 0, 0};
     printf("\nLangevin, %d steps, kernel time (median of %d)\n", steps, reps);
     printf("%-8s", "batch");
-    for (int k = 0; k < ns; k++) printf("   %dimg x %d x %db%s       ", sh[k].img, sh[k].nt, sh[k].minb, sh[k].pol == 3 ? "PR" : sh[k].pol == 2 ? "P " : "  ");
+    for (int k = 0; k < ns; k++) printf("   %dimg x %d x %db%s       ", sh[k].img, sh[k].nt, sh[k].minb, sh[k].pol == 15 ? "PRGB" : sh[k].pol == 7 ? "PRG" : sh[k].pol == 3 ? "PR " : sh[k].pol == 2 ? "P  " : "   ");
     printf("  auto\n");
     for (int bi = 0; bi < 3; bi++) {
         const int b = batches[bi];

@@ -284,6 +284,11 @@ static void test_normals(void) {
     failures += bad != 0;
 }
 
+template <class B>
+static void print_plan(const char *name) {
+    printf("  %s %d/%d/%d/%d (%d)", name, B::PLAN.ks[0], B::PLAN.ks[1], B::PLAN.ks[2], B::PLAN.ks[3], B::PLAN.cost);
+}
+
 /* The work split of each layer (what docs/PERF_CUDA.md tabulates). */
 template <int IMG, int NT, int POL>
 static void describe(void) {
@@ -296,7 +301,12 @@ static void describe(void) {
     printf("  bwd  L0 %dx%d %d  L1 %dx%d %d  L2 %dx%d %d  L3 %dx%d %d  L4 %dx%d %d  (items per class)\n", FN::B0::TM,
            FN::B0::KS, FN::B0::ITEMS, FN::B1::TM, FN::B1::KS, FN::B1::ITEMS, FN::B2::TM, FN::B2::KS, FN::B2::ITEMS,
            FN::B3::TM, FN::B3::KS, FN::B3::ITEMS, FN::B4::TM, FN::B4::KS, FN::B4::ITEMS);
-    printf("  shared memory %zu bytes\n", FN::Y::BYTES);
+    printf("  bwd splits per parity class (most units any thread does):");
+    print_plan<typename FN::B0>("L0");
+    print_plan<typename FN::B1>("L1");
+    print_plan<typename FN::B2>("L2");
+    print_plan<typename FN::B3>("L3");
+    printf("\n  shared memory %zu bytes\n", FN::Y::BYTES);
 }
 
 int main(void) {
@@ -306,6 +316,9 @@ int main(void) {
     describe<1, 256, 3>();
     describe<1, 512, 3>();
     describe<2, 512, 3>();
+    describe<2, 512, 7>(); /* POL_PAD: same tiling, padded D1/D2 */
+    describe<1, 512, 15>(); /* POL_BAL: per-class splits of the input gradients */
+    describe<2, 512, 15>();
     net *n = NULL, *nc = NULL;
     if (net_create(&n, "cnn-small", 3) != EBM_STATUS_OK || net_create(&nc, "cnn-small-cond", 4) != EBM_STATUS_OK) {
         printf("net_create: %s\n", ebm_last_error());
@@ -326,9 +339,17 @@ int main(void) {
     test_energy<1, 256, 1, 3>(n, "cnn-small", false);
     test_energy<1, 512, 1, 3>(n, "cnn-small", false);
     test_energy<2, 512, 1, 3>(n, "cnn-small", false);
-    test_energy<2, 512, 10, 3>(nc, "cnn-small-cond", true);
-    test_energy<1, 512, 10, 3>(nc, "cnn-small-cond", true); /* the pick for <= 1 chain per SM */
-    test_chain<2, 512, false, 3>(n);
+    test_energy<1, 256, 1, 7>(n, "cnn-small", false);
+    test_energy<1, 512, 1, 7>(n, "cnn-small", false);
+    test_energy<2, 512, 1, 7>(n, "cnn-small", false);
+    test_energy<2, 512, 10, 7>(nc, "cnn-small-cond", true);
+    test_energy<1, 512, 10, 7>(nc, "cnn-small-cond", true); /* the pick for <= 1 chain per SM */
+    test_chain<2, 512, false, 7>(n);
+    test_chain<1, 512, false, 7>(n);
+    test_energy<1, 512, 1, 15>(n, "cnn-small", false); /* POL_BAL: per-class splits */
+    test_energy<2, 512, 1, 15>(n, "cnn-small", false);
+    test_chain<2, 512, false, 15>(n);
+    test_chain<1, 512, false, 15>(n);
     test_chain<1, 256, false, 2>(n);
     test_chain<1, 256, false>(n);
     test_chain<2, 512, false>(n);
