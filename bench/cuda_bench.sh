@@ -94,11 +94,16 @@ if has prof && command -v ncu >/dev/null; then
     # the automatic picks (chain_kernels.cu, cu_chain_pick): shape 9 up to one chain per SM, 10 beyond
     for cfg in "9 128 5" "10 8192 2"; do
         set -- $cfg
-        timeout 120 ncu --section SpeedOfLight --section Occupancy --section ComputeWorkloadAnalysis \
-            --section MemoryWorkloadAnalysis --section LaunchStats -k regex:k_chains --launch-skip 1 --launch-count 1 \
+        # WarpStateStats and SourceCounters: stall reasons and the excess shared-memory
+        # wavefronts (bank conflicts) that run 6 found (docs/PERF_CUDA.md)
+        timeout 150 ncu --section SpeedOfLight --section Occupancy --section ComputeWorkloadAnalysis \
+            --section MemoryWorkloadAnalysis --section LaunchStats --section WarpStateStats --section SchedulerStats \
+            --section InstructionStats --section SourceCounters -k regex:k_chains --launch-skip 1 --launch-count 1 \
             $BUILD/cuda/cuda_bench --profile "$1" "$2" "$3" >"$OUT/ncu_shape$1_b$2.log" 2>&1
-        grep -E "Duration|Compute \(SM\) Throughput|Memory Throughput|L1/TEX Hit|Achieved Occupancy|Registers Per|Executed Ipc A|FMA|Issue Slots Busy|L2 Hit" \
+        grep -E "Duration|Compute \(SM\) Throughput|Memory Throughput|L1/TEX Hit|Achieved Occupancy|Registers Per|Executed Ipc A|FMA|Issue Slots Busy|L2 Hit|excessive" \
             "$OUT/ncu_shape$1_b$2.log" | head -20 | tee -a "$OUT/summary.log"
+        # block 0's cycles per phase (barrier to barrier), 60 steps
+        $BUILD/cuda/cuda_bench --phases "$1" "$2" 60 >"$OUT/phases_shape$1_b$2.log" 2>&1
     done
 fi
 

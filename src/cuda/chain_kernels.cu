@@ -50,11 +50,10 @@ int cu_chain_shapes(cu_shape *out, int max) {
     return NSHAPES;
 }
 
-/* Measured on an H100 (docs/PERF_CUDA.md, run 2, 60 steps): version 2's work split and
- * register reuse (POL_PAR | POL_REUSE) win at every batch: up to one chain per SM, one
- * image per block of 512 threads (batch 128: 2.40 M image-steps/s, against 1.69 M for
- * version 1's best); beyond, two images per block of 512 (batch 8192: 3.41 M against
- * 2.35 M). */
+/* Measured on an H200 (docs/PERF_CUDA.md, run 6g, 60 steps): up to one chain per SM, one
+ * image per block of 512 threads (shape 9, batch 128: 3.48 M image-steps/s); beyond, two
+ * images per block (shape 10, batch 8192: 4.29 M; shape 8 is 2% faster there but is not
+ * compiled for the ten-output head).  POL_BAL (11, 12) measured no faster. */
 int cu_chain_pick(int n) {
     static int sms = 0;
     if (!sms) {
