@@ -191,7 +191,8 @@ struct EpiPlain {
 /* One layer's forward for IMG images: `in` is the padded NHWC input (in_is floats per image),
  * wf the weights [K*K][CIN][COUT], b the bias.  Items: (split, position group, channel group). */
 /* Tiling policy bits: POL_REUSE (pick_tm), POL_PAR (input-gradient classes run side by
- * side rather than one after another, see Bwd::compute). */
+ * side rather than one after another, see Bwd::compute), POL_PAD (Lay's padded D1/D2),
+ * POL_BAL (KsPlan's per-class splits). */
 enum { POL_REUSE = 1, POL_PAR = 2, POL_PAD = 4 /* Lay's PADG */, POL_BAL = 8 /* Bwd's KsPlan */ };
 
 template <class L, int IMG, int NT, int POL = 0>
@@ -296,10 +297,12 @@ struct Fwd {
 /* ---- input gradient of a convolution, by output-parity class -------------------------------- */
 /* How K is split per output-parity class.  The classes of a stride-2 conv have different tap
  * counts (1, 2, 2 and 4 for k3), so one split for all (pick_ks) gives the heavy class's items
- * up to 4x the work of the light ones, and the phase waits for them (run 6: the backward
- * of L1-L3 took 1.6x the forward's time for the same multiply-adds).  With POL_BAL each class
- * is cut into items of about CH units, CH chosen at compile time to minimise the most units
- * any thread does (items dealt round-robin, as POL_PAR does), within the split-K scratch. */
+ * up to 4x the work of the light ones.  With POL_BAL each class is cut into items of about CH
+ * units, CH chosen at compile time to minimise the most units any thread does (items dealt
+ * round-robin, as POL_PAR does), within the split-K scratch.  Measured in run 6
+ * (docs/PERF_CUDA.md): no faster, so the automatic pick keeps the uniform plan; but the
+ * uniform plan read through this table (the reduce's run-time split count) is what left
+ * shape 9 without register spills, 1.34x faster than the constant-count loop. */
 struct KsPlan {
     int ks[4], off[4], slot[4]; /* splits, first item, first partial slot (split classes only) */
     int items, slots, cost;
