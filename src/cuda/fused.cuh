@@ -147,6 +147,13 @@ struct EpiSwish {
         *reinterpret_cast<float4 *>(D + img * d_is + (oh * dw + ow) * dc + co) = d;
     }
 };
+/* *p = v * *p for 4 floats (16-byte aligned): the gradient epilogues' vector form. */
+HD void hd_scale4(float *p, const float *v) {
+    float4 *q = reinterpret_cast<float4 *>(p);
+    float4 r = *q;
+    r.x = FMUL(v[0], r.x), r.y = FMUL(v[1], r.y), r.z = FMUL(v[2], r.z), r.w = FMUL(v[3], r.w);
+    *q = r;
+}
 /* Backward: v = dL/d(layer input) -> G = v * swish' in place in the D buffer (OW wide, c
  * floats per position). */
 struct EpiGrad {
@@ -157,10 +164,7 @@ struct EpiGrad {
         *p = FMUL(v, *p);
     }
     HD void vec4(int img, int ih, int iw, int ci, const float *v) const {
-        float4 *p = reinterpret_cast<float4 *>(D + img * d_is + (ih * dw + iw) * c + ci);
-        float4 q = *p;
-        q.x = FMUL(v[0], q.x), q.y = FMUL(v[1], q.y), q.z = FMUL(v[2], q.z), q.w = FMUL(v[3], q.w);
-        *p = q;
+        hd_scale4(D + img * d_is + (ih * dw + iw) * c + ci, v);
     }
 };
 /* Backward of the dense layer L4: input index j (NHWC of 2x2x64) lands in D4 (3x3x64). */
@@ -174,10 +178,7 @@ struct EpiGradD4 {
     }
     HD void vec4(int img, int, int, int j, const float *v) const { /* j % 4 == 0: one position */
         const int p = j >> 6, c = j & 63;
-        float4 *q = reinterpret_cast<float4 *>(D + img * d_is + ((p >> 1) * dw + (p & 1)) * 64 + c);
-        float4 r = *q;
-        r.x = FMUL(v[0], r.x), r.y = FMUL(v[1], r.y), r.z = FMUL(v[2], r.z), r.w = FMUL(v[3], r.w);
-        *q = r;
+        hd_scale4(D + img * d_is + ((p >> 1) * dw + (p & 1)) * 64 + c, v);
     }
 };
 /* Backward of L0: dE/dx, plain. */
@@ -360,16 +361,15 @@ struct Bwd {
     static constexpr int ITEMS = NPG * NCG * KS; /* per class (without POL_BAL) */
     static constexpr int NPR = HWC == 1 ? 1 : U / TM; /* a group's positions: NPR apart (Fwd) */
     static_assert(L::COUT % 4 == 0 && ROW % TM == 0, "tiling");
-    static_assert(KS == 1 || KS * NCLS * MC * L::CIN <= sk_floats(REUSE), "split-K scratch");
     static constexpr bool BAL = (POL & POL_BAL) != 0;
     static_assert(!BAL || PAR, "POL_BAL deals items as POL_PAR does");
-    HD static constexpr int taps(int r) { return (L::K - (r + L::P) % L::S + L::S - 1) / L::S; }
     struct Units {
         int u[4];
     };
-    static constexpr Units units() {
+    static constexpr Units units() { /* class c = RH * S + RW has Cls<RH>::NT * Cls<RW>::NT taps */
+        constexpr int t0 = Cls<L, 0>::NT, t1 = Cls<L, L::S - 1>::NT;
         Units x{};
-        for (int c = 0; c < NCLS; c++) x.u[c] = taps(c / L::S) * taps(c % L::S) * NCV;
+        for (int c = 0; c < NCLS; c++) x.u[c] = (c / L::S ? t1 : t0) * (c % L::S ? t1 : t0) * NCV;
         return x;
     }
     static constexpr Units UNITS = units();
@@ -386,7 +386,7 @@ struct Bwd {
     HD static int plan_ks(int c) { return c == 0 ? K0_ : c == 1 ? K1_ : c == 2 ? K2_ : K3_; }
     HD static int plan_slot(int c) { return c == 0 ? S0_ : c == 1 ? S1_ : c == 2 ? S2_ : S3_; }
     HD static int plan_off(int c) { return c == 0 ? O0_ : c == 1 ? O1_ : c == 2 ? O2_ : O3_; }
-    static_assert(PLAN.slots * MC * L::CIN <= sk_floats(REUSE), "split-K scratch");
+    static_assert(PLAN.slots * MC * L::CIN <= sk_floats(REUSE), "split-K scratch"); /* either plan */
 
     /* Items start, start + NT, ... of class (RH, RW). */
     template <int RH, int RW, class Epi>
@@ -463,7 +463,7 @@ struct Bwd {
         }
     }
     /* Without PAR every thread starts each class at item tid: a class with fewer items than
-     * threads leaves the rest idle (run 1's shapes).  With PAR the NCLS * ITEMS items are
+     * threads leaves the rest idle (run 1's shapes).  With PAR the PLAN.items items are
      * dealt out round-robin over the whole block, class after class. */
     HD static int start(int tid, int c) { return PAR ? ((tid - plan_off(c)) % NT + NT) % NT : tid; }
     template <class Epi>

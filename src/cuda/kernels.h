@@ -14,6 +14,18 @@ typedef struct {
     int img, nt, minb, pol;
 } cu_shape;
 
+/* A shape's policy bits as letters for tables (buf holds 5 chars): P POL_PAR, R POL_REUSE,
+ * G POL_PAD (padded G buffers), B POL_BAL. */
+static inline const char *cu_pol_label(int pol, char *buf) {
+    int k = 0;
+    if (pol & POL_PAR) buf[k++] = 'P';
+    if (pol & POL_REUSE) buf[k++] = 'R';
+    if (pol & POL_PAD) buf[k++] = 'G';
+    if (pol & POL_BAL) buf[k++] = 'B';
+    buf[k] = 0;
+    return buf;
+}
+
 /* The shapes compiled in (ULA), and the one used for n chains when shape < 0. */
 int cu_chain_shapes(cu_shape *out, int max);
 int cu_chain_pick(int n);

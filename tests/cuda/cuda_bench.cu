@@ -157,7 +157,9 @@ int main(int argc, char **argv) {
     double best[3] = {0, 0, 0};
     printf("\nLangevin, %d steps, kernel time (median of %d)\n", steps, reps);
     printf("%-8s", "batch");
-    for (int k = 0; k < ns; k++) printf("   %dimg x %d x %db%s       ", sh[k].img, sh[k].nt, sh[k].minb, sh[k].pol == 15 ? "PRGB" : sh[k].pol == 7 ? "PRG" : sh[k].pol == 3 ? "PR " : sh[k].pol == 2 ? "P  " : "   ");
+    char lab[5];
+    for (int k = 0; k < ns; k++)
+        printf("   %dimg x %d x %db%-4s      ", sh[k].img, sh[k].nt, sh[k].minb, cu_pol_label(sh[k].pol, lab));
     printf("  auto\n");
     for (int bi = 0; bi < 3; bi++) {
         const int b = batches[bi];

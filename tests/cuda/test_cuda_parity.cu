@@ -156,10 +156,12 @@ static void test_energy(const char *spec, bool labels) {
         std::fill(g.begin(), g.end(), NAN);
         s = backend_cuda_energy(be.ctx, x.data(), N, labels ? y.data() : NULL, E.data(), g.data());
         EXPECT(s == EBM_STATUS_OK, "backend_cuda_energy: %s", ebm_last_error());
-        char w[64];
-        snprintf(w, sizeof w, "E (%d img x %d thr x %d%s)", sh[k].img, sh[k].nt, sh[k].minb, sh[k].pol == 15 ? " PRGB" : sh[k].pol == 7 ? " PRG" : sh[k].pol == 3 ? " PR" : sh[k].pol == 2 ? " P" : "");
+        char w[64], lab[5], shape[40];
+        cu_pol_label(sh[k].pol, lab);
+        snprintf(shape, sizeof shape, "%d img x %d thr x %d%s%s", sh[k].img, sh[k].nt, sh[k].minb, *lab ? " " : "", lab);
+        snprintf(w, sizeof w, "E (%s)", shape);
         check_rel(w, E.data(), Er.data(), N, 1e-5);
-        snprintf(w, sizeof w, "dE/dx (%d img x %d thr x %d%s)", sh[k].img, sh[k].nt, sh[k].minb, sh[k].pol == 15 ? " PRGB" : sh[k].pol == 7 ? " PRG" : sh[k].pol == 3 ? " PR" : sh[k].pol == 2 ? " P" : "");
+        snprintf(w, sizeof w, "dE/dx (%s)", shape);
         check_rel(w, g.data(), gr.data(), g.size(), 1e-5);
     }
     be.destroy(be.ctx);
