@@ -142,6 +142,8 @@ for b in (128, 1024, 8192):
     best = max([v for v in (e, g) if v] or [float("nan")])
     f = lambda v: f"{v/1e6:.2f} M" if v else "-"
     print(f"| Langevin image-steps/s, batch {b}, 60 steps | {f(ours)} | {f(e)} | {f(g)} | {ours/best:.1f}x |")
+    t = float(kv.get(f"langevin_tf32_{b}", "nan"))
+    if t == t: print(f"| ... with --precision tf32 | {f(t)} | | | {t/best:.1f}x |")
 ti = float(kv.get("train_its", "nan"))
 print(f"| training it/s, batch 128, 60 steps | {ti:.1f} | {pt if pt else '-'} | - | {ti/pt if pt else float('nan'):.1f}x |")
 EOF

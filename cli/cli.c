@@ -75,6 +75,19 @@ int cli_parse_device(const char *cmd, const char *s, int *device) {
     return 2;
 }
 
+int cli_parse_precision(const char *cmd, const char *s, int device, int *tf32) {
+    if (strcmp(s, "fp32") == 0 || strcmp(s, "tf32") == 0) {
+        *tf32 = s[0] == 't';
+        if (*tf32 && device < 0) {
+            fprintf(stderr, "ebm %s: --precision tf32 runs on the GPU's tensor cores: it needs --device cuda\n", cmd);
+            return 2;
+        }
+        return 0;
+    }
+    fprintf(stderr, "ebm %s: --precision expects fp32 or tf32, got '%s'\n", cmd, s);
+    return 2;
+}
+
 int cli_load_model(const char *cmd, const char *path, int threads, cli_model *m) {
     memset(m, 0, sizeof *m);
     st_file f;
@@ -146,9 +159,10 @@ int cli_check_digit(const char *cmd, const cli_model *m, const char *path, int d
     return 2;
 }
 
-int cli_backend(const char *cmd, cli_model *m, int device, train_backend *be) {
+int cli_backend(const char *cmd, cli_model *m, int device, int tf32, train_backend *be) {
     train_hparams hp;
     memset(&hp, 0, sizeof hp); /* sampling only: no batch, no buffer */
+    hp.tf32 = tf32;
     hp.lv.lo = m->lo;
     hp.lv.hi = m->hi;
     ebm_status s = device < 0 ? backend_cpu_create(m->n, &hp, be) : backend_cuda_create(m->n, &hp, device, be);

@@ -24,6 +24,12 @@ int cli_has_ext(const char *path, const char *ext);
 int cli_check_writable(const char *cmd, const char *path);
 /* Parses --device: "cpu" -> -1, "cuda" -> 0, "cuda:N" -> N; prints and returns 2 if bad. */
 int cli_parse_device(const char *cmd, const char *s, int *device);
+/* Parses --precision: "fp32" -> 0, "tf32" -> 1 (the CUDA chains' convolutions on the TF32
+ * tensor cores; needs device >= 0); prints and returns 2 if bad. */
+int cli_parse_precision(const char *cmd, const char *s, int device, int *tf32);
+#define CLI_PRECISION_HELP                                                                                      \
+    "with --device cuda: tf32 runs the ULA chains' convolutions on the TF32 tensor cores (faster beyond one "     \
+    "chain per SM; dE/dx within about 1e-3 of fp32's; training's parameter gradients stay fp32)"
 
 /* A model loaded for sampling, with the Langevin settings it was trained with (the
  * project defaults for files without a training config). */
@@ -55,7 +61,7 @@ int cli_check_digit(const char *cmd, const cli_model *m, const char *path, int d
 void cli_set_threads(int threads);
 
 /* The backend that runs sampling chains on m->n (CPU, or CUDA when device >= 0). */
-int cli_backend(const char *cmd, cli_model *m, int device, train_backend *be);
+int cli_backend(const char *cmd, cli_model *m, int device, int tf32, train_backend *be);
 
 /* Uniform noise starting points of n chains (chain i: rng (seed, RNG_STREAM_START, i, 0)). */
 void cli_noise_start(float *x, int n, int dim, uint64_t seed, float lo, float hi);
@@ -68,6 +74,7 @@ typedef struct {
     uint64_t seed;
     const char *device;
     int threads;
+    const char *precision; /* fp32 | tf32 */
 } cli_sampler_flags;
 
 /* Langevin parameters from the flags and the model; 2 after printing on a bad --sampler. */
@@ -83,6 +90,7 @@ int cli_langevin_params(const char *cmd, const cli_sampler_flags *f, const cli_m
     {"sampler", 0, ARG_STR, &(sf).sampler, 0, "ula|mala", "unadjusted Langevin or Metropolis-adjusted (MALA)", 0}, \
     {"seed", 0, ARG_U64, &(sf).seed, 0, "N", "random seed: same seed and flags, same output", 0},                  \
     {"device", 0, ARG_STR, &(sf).device, 0, "cpu|cuda", "where the chains run", 0},                                \
-    {"threads", 0, ARG_INT, &(sf).threads, ARG_NONNEG, "N", "CPU threads (0 = all cores)", 0}
+    {"threads", 0, ARG_INT, &(sf).threads, ARG_NONNEG, "N", "CPU threads (0 = all cores)", 0},                     \
+    {"precision", 0, ARG_STR, &(sf).precision, 0, "fp32|tf32", CLI_PRECISION_HELP, 0}
 
 #endif

@@ -187,7 +187,7 @@ static void json_timing(cJSON *o, const timing *t) {
 
 int cmd_bench(int argc, char **argv) {
     const char *C = "bench";
-    const char *device_s = "cpu", *batches_s = NULL, *arch = "cnn-small", *json = NULL;
+    const char *device_s = "cpu", *batches_s = NULL, *arch = "cnn-small", *json = NULL, *precision = "fp32";
     int steps = 60, train = 0, threads = 0, gpus = 1;
     float seconds = 2.0f;
     arg_opt opts[] = {
@@ -200,11 +200,12 @@ int cmd_bench(int argc, char **argv) {
         {"train", 0, ARG_FLAG, &train, 0, NULL, "also time training iterations (batch 128, 128 negatives)", 0},
         {"gpus", 0, ARG_INT, &gpus, ARG_POS, "N",
          "with --device cuda --train: also train data-parallel on N GPUs at batch 128 per GPU and print the scaling", 0},
+        {"precision", 0, ARG_STR, &precision, 0, "fp32|tf32", CLI_PRECISION_HELP, 0},
         {"threads", 0, ARG_INT, &threads, ARG_NONNEG, "N", "CPU threads (0 = all cores)", 0},
         {"arch", 0, ARG_STR, &arch, 0, "SPEC", "network: cnn-small, cnn-small-cond or a layer list", 0},
         {"json", 0, ARG_STR, &json, 0, "FILE", "also write the figures as JSON", 0},
     };
-    arg_cmd cmd = {C, "[--device cpu|cuda] [--batches 128,1024] [--steps 60] [--seconds S] [--train] [--json FILE]",
+    arg_cmd cmd = {C, "[--device cpu|cuda] [--precision fp32|tf32] [--batches 128,1024] [--steps 60] [--seconds S] [--train] [--json FILE]",
                    "Times the backend that `ebm sample` and `ebm train` run, on this machine: Langevin\n"
                    "image-steps/s per batch size through the backend's sample() (medians of repeated calls after\n"
                    "a warm-up), the GFLOP/s that makes (FLOPs counted from the network's layer table) against a\n"
@@ -213,8 +214,8 @@ int cmd_bench(int argc, char **argv) {
                    opts, (int)(sizeof opts / sizeof opts[0])};
     int r = args_parse(&cmd, argc, argv);
     if (r) return r < 0 ? 0 : r;
-    int device;
-    if ((r = cli_parse_device(C, device_s, &device))) return r;
+    int device, tf32;
+    if ((r = cli_parse_device(C, device_s, &device)) || (r = cli_parse_precision(C, precision, device, &tf32))) return r;
     int batches[BENCH_MAX_BATCHES];
     const int nb = parse_batches(batches_s ? batches_s : device < 0 ? "128,1024" : "128,1024,8192", batches);
     if (nb < 0) return 2;
@@ -247,6 +248,7 @@ int cmd_bench(int argc, char **argv) {
     train_hparams hp;
     memset(&hp, 0, sizeof hp); /* sampling only: no batch, no buffer (as cli_backend) */
     hp.lv = p;
+    hp.tf32 = tc.hp.tf32 = tf32;
     if (gpus > 1 && (device < 0 || !train)) {
         fprintf(stderr, "ebm bench: --gpus %d times training on several GPUs: it needs --device cuda and --train\n", gpus);
         ebm_free(x0), ebm_free(x);
@@ -266,8 +268,8 @@ int cmd_bench(int argc, char **argv) {
     const long cores = sysconf(_SC_NPROCESSORS_ONLN);
     char threads_txt[32] = "";
     if (device < 0) snprintf(threads_txt, sizeof threads_txt, ", %d thread%s", n->nthreads, n->nthreads == 1 ? "" : "s");
-    printf("ebm bench: %s on %s%s; %.3f MFLOP per image-step (forward + dE/dx, from the layer table)\n", arch,
-           device < 0 ? "cpu" : device_s, threads_txt, flops * 1e-6);
+    printf("ebm bench: %s on %s%s%s; %.3f MFLOP per image-step (forward + dE/dx, from the layer table)\n", arch,
+           device < 0 ? "cpu" : device_s, tf32 ? ", TF32 chains" : "", threads_txt, flops * 1e-6);
     if (have_la) printf("load average %.2f %.2f %.2f on %ld cores\n", la0[0], la0[1], la0[2], cores);
     fflush(stdout);
 
@@ -338,6 +340,7 @@ int cmd_bench(int argc, char **argv) {
         cJSON *js = cJSON_CreateObject(), *lv = cJSON_AddArrayToObject(js, "langevin");
         cJSON_AddStringToObject(js, "ebm_version", EBM_VERSION);
         cJSON_AddStringToObject(js, "device", device < 0 ? "cpu" : device_s);
+        cJSON_AddStringToObject(js, "precision", tf32 ? "tf32" : "fp32");
         if (device < 0) cJSON_AddNumberToObject(js, "threads", n->nthreads);
         cJSON_AddStringToObject(js, "arch", n->spec);
         cJSON_AddNumberToObject(js, "mflop_per_image_step", flops * 1e-6);

@@ -25,7 +25,7 @@ int cmd_chain(int argc, char **argv) {
     const char *C = "chain";
     const char *model = NULL, *out = "chain.gif";
     int n = 8, every = -1, show = 0, scale = 2, delay = 8, hold = 150, digit = -1;
-    cli_sampler_flags sf = {-1, NAN, NAN, NAN, "ula", 0, "cpu", 0};
+    cli_sampler_flags sf = {-1, NAN, NAN, NAN, "ula", 0, "cpu", 0, "fp32"};
     arg_opt opts[] = {
         {"model", 'm', ARG_STR, &model, 0, "FILE", "model or checkpoint (.safetensors)", 0},
         {"n", 'n', ARG_INT, &n, ARG_POS, "N", "number of chains", 0},
@@ -55,7 +55,8 @@ int cmd_chain(int argc, char **argv) {
         return 2;
     }
     int device;
-    if ((r = cli_parse_device(C, sf.device, &device))) return r;
+    int tf32;
+    if ((r = cli_parse_device(C, sf.device, &device)) || (r = cli_parse_precision(C, sf.precision, device, &tf32))) return r;
     if (cli_check_writable(C, out)) return 1;
     cli_model m;
     if ((r = cli_load_model(C, model, sf.threads, &m))) return r;
@@ -82,7 +83,7 @@ int cmd_chain(int argc, char **argv) {
         r = cli_fail(C, ebm_fail(EBM_STATUS_NOMEM, "out of memory for %d frames of %d chains", nf, n));
     for (int i = 0; !r && y && i < n; i++) y[i] = digit;
     if (!r) cli_noise_start(x, n, dim, sf.seed, p.lo, p.hi);
-    if (!r) r = cli_backend(C, &m, device, &be);
+    if (!r) r = cli_backend(C, &m, device, tf32, &be);
     chain_recorder rec = chain_recorder_make(frames, NULL, NULL, nf, n, dim);
     langevin_stats st = {0};
     if (!r) {

@@ -234,7 +234,9 @@ static int ood(eval_ctx *c, net *m, const float *E_test, const float *xo, int no
 static int fresh_chains(eval_ctx *c, const char *data, cli_model *m,
                         const cli_sampler_flags *sf, int n, cJSON *js) {
     int device, r;
-    if ((r = cli_parse_device(c->cmd, sf->device, &device))) return r;
+    int tf32;
+    if ((r = cli_parse_device(c->cmd, sf->device, &device)) || (r = cli_parse_precision(c->cmd, sf->precision, device, &tf32)))
+        return r;
     langevin_params p;
     if ((r = cli_langevin_params(c->cmd, sf, m, &p))) return r;
     float *x = ebm_alloc(sizeof(float) * (size_t)n * 784);
@@ -247,7 +249,7 @@ static int fresh_chains(eval_ctx *c, const char *data, cli_model *m,
     for (int i = 0; y && i < n; i++) y[i] = m->classes[i % m->nclasses];
     cli_noise_start(x, n, 784, sf->seed, p.lo, p.hi);
     train_backend be = {0};
-    r = cli_backend(c->cmd, m, device, &be);
+    r = cli_backend(c->cmd, m, device, tf32, &be);
     langevin_stats st = {0};
     const double t0 = ebm_now();
     if (!r) {
@@ -345,7 +347,7 @@ int cmd_eval(int argc, char **argv) {
     const char *model = NULL, *samples = NULL, *json = NULL, *data = "data/mnist", *fashion = "data/fashion";
     const char *clf_path = CLASSIFIER_DEFAULT_PATH;
     int n = 2000, digit_check = -1;
-    cli_sampler_flags sf = {-1, NAN, NAN, NAN, "ula", 0, "cpu", 0};
+    cli_sampler_flags sf = {-1, NAN, NAN, NAN, "ula", 0, "cpu", 0, "fp32"};
     arg_opt opts[] = {
         {"model", 'm', ARG_STR, &model, 0, "FILE", "model or training checkpoint (.safetensors) to evaluate", 0},
         {"n", 'n', ARG_INT, &n, ARG_POS, "N", "samples per set (and the floor's training images)", 0},

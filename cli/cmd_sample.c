@@ -61,7 +61,7 @@ int cmd_sample(int argc, char **argv) {
     const char *C = "sample";
     const char *model = NULL, *grid = NULL, *out = NULL, *init = "noise", *data = "data/mnist";
     int n = 64, digit = -1, show = 0, scale = 2;
-    cli_sampler_flags sf = {-1, NAN, NAN, NAN, "ula", 0, "cpu", 0};
+    cli_sampler_flags sf = {-1, NAN, NAN, NAN, "ula", 0, "cpu", 0, "fp32"};
     arg_opt opts[] = {
         {"model", 'm', ARG_STR, &model, 0, "FILE", "model or checkpoint (.safetensors) to sample from", 0},
         {"n", 'n', ARG_INT, &n, ARG_POS, "N", "number of samples", 0},
@@ -106,7 +106,8 @@ int cmd_sample(int argc, char **argv) {
         return 2;
     }
     int device;
-    if ((r = cli_parse_device(C, sf.device, &device))) return r;
+    int tf32;
+    if ((r = cli_parse_device(C, sf.device, &device)) || (r = cli_parse_precision(C, sf.precision, device, &tf32))) return r;
     char outbuf[4096];
     char *outs[MAX_OUTS];
     snprintf(outbuf, sizeof outbuf, "%s", out ? out : (show ? "" : "samples.png"));
@@ -139,7 +140,7 @@ int cmd_sample(int argc, char **argv) {
     for (int i = 0; !r && y && i < n; i++) y[i] = digit >= 0 ? digit : m.classes[i / cols % m.nclasses];
     if (!r && strcmp(init, "data") == 0) r = data_start(C, data, digit, sf.seed, x, n, dim);
     else if (!r) cli_noise_start(x, n, dim, sf.seed, p.lo, p.hi);
-    if (!r) r = cli_backend(C, &m, device, &be);
+    if (!r) r = cli_backend(C, &m, device, tf32, &be);
     langevin_stats st = {0};
     double t0 = ebm_now();
     if (!r) {

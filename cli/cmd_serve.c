@@ -63,12 +63,14 @@ static void model_name(const char *path, char names[][NAME_LEN], int i) {
 int cmd_serve(int argc, char **argv) {
     const char *C = "serve";
     const char *model = NULL, *host = "127.0.0.1", *device_s = "cpu", *metrics = NULL, *samples = NULL;
+    const char *precision = "fp32";
     int port = 8080, threads = 0, timeout = 30, quiet = 0;
     arg_opt opts[] = {
         {"model", 'm', ARG_STR, &model, 0, "FILE", "model or checkpoint (.safetensors); repeat to serve several", 0},
         {"host", 0, ARG_STR, &host, 0, "ADDR", "address to listen on (0.0.0.0: every interface, reachable by others)", 0},
         {"port", 'p', ARG_INT, &port, ARG_NONNEG, "N", "TCP port (0: any free port, printed at start)", 0},
         {"device", 0, ARG_STR, &device_s, 0, "cpu|cuda", "where the chains run", 0},
+        {"precision", 0, ARG_STR, &precision, 0, "fp32|tf32", CLI_PRECISION_HELP, 0},
         {"threads", 0, ARG_INT, &threads, ARG_NONNEG, "N", "CPU threads per computation (0 = all cores)", 0},
         {"metrics", 0, ARG_STR, &metrics, 0, "FILE", "training log (JSON lines of ebm train) for the dashboard", 0},
         {"samples", 0, ARG_STR, &samples, 0, "FILE", "sample grid PNG for the dashboard (default: beside --metrics)", 0},
@@ -94,8 +96,8 @@ int cmd_serve(int argc, char **argv) {
         fprintf(stderr, "ebm serve: --port expects 0..65535, got %d\n", port);
         return 2;
     }
-    int device;
-    if ((r = cli_parse_device(C, device_s, &device))) return r;
+    int device, tf32;
+    if ((r = cli_parse_device(C, device_s, &device)) || (r = cli_parse_precision(C, precision, device, &tf32))) return r;
 
     static char names[MAX_MODELS][NAME_LEN];
     cli_model cms[MAX_MODELS];
@@ -105,7 +107,7 @@ int cmd_serve(int argc, char **argv) {
     int loaded = 0;
     for (; loaded < nmodels && !r; loaded++) {
         if ((r = cli_load_model(C, paths[loaded], threads, &cms[loaded]))) break;
-        if ((r = cli_backend(C, &cms[loaded], device, &sms[loaded].be))) {
+        if ((r = cli_backend(C, &cms[loaded], device, tf32, &sms[loaded].be))) {
             cli_model_free(&cms[loaded]);
             break;
         }

@@ -47,7 +47,7 @@ int cmd_train(int argc, char **argv) {
     train_hparams *h = &cfg.hp;
     const char *digits = "all", *arch = "cnn-small", *data = "data/mnist", *out = "model.safetensors";
     const char *resume = NULL, *metrics = NULL, *curves = NULL, *device_s = "cpu", *export_model = NULL;
-    const char *lr_decay = "none", *init_from = NULL;
+    const char *lr_decay = "none", *init_from = NULL, *precision = "fp32";
     int epochs = DEFAULT_EPOCHS, threads = 0, n_samples = -1, ckpt_every = 100, sample_every = 500;
     int sample_steps = -1, metrics_every = 1, log_every = 50, gpus = 1;
     uint64_t iters = 0;
@@ -85,6 +85,7 @@ int cmd_train(int argc, char **argv) {
         {"device", 0, ARG_STR, &device_s, 0, "cpu|cuda", "where the arithmetic runs", 0},
         {"gpus", 0, ARG_INT, &gpus, ARG_POS, "N",
          "with --device cuda[:K]: data-parallel on GPUs K..K+N-1 through NCCL (batch, chains and buffer split evenly)", 0},
+        {"precision", 0, ARG_STR, &precision, 0, "fp32|tf32", CLI_PRECISION_HELP, 0},
         {"out", 'o', ARG_STR, &out, 0, "FILE", "checkpoint (.safetensors), also a model for sample/chain", 0},
         {"export", 0, ARG_STR, &export_model, 0, "FILE", "also write the plain model (no optimizer, no buffer) at the end", 0},
         {"checkpoint-every", 0, ARG_INT, &ckpt_every, ARG_NONNEG, "N", "save every N iterations (0: only at the end)", 0},
@@ -135,8 +136,8 @@ int cmd_train(int argc, char **argv) {
         }
         cfg.lr_cosine = strcmp(lr_decay, "cosine") == 0;
     }
-    int device;
-    if ((r = cli_parse_device(C, device_s, &device))) return r;
+    int device, tf32;
+    if ((r = cli_parse_device(C, device_s, &device)) || (r = cli_parse_precision(C, precision, device, &tf32))) return r;
     if (!(h->beta1 < 1) || !(h->beta2 < 1)) {
         fprintf(stderr, "ebm train: --beta1 and --beta2 must be below 1\n");
         return 2;
@@ -182,7 +183,7 @@ int cmd_train(int argc, char **argv) {
     else if (args_given(&cmd, "epochs") || !resume) cfg.iters = (uint64_t)epochs * nb;
     trainer *t = NULL;
     cli_set_threads(threads);
-    const train_place where = {device, gpus, threads};
+    const train_place where = {device, gpus, threads, tf32};
     if (resume && init_from) {
         fprintf(stderr, "ebm train: give --resume or --init, not both (a resumed run keeps its own parameters)\n");
         dataset_free(&d);

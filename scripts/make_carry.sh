@@ -22,7 +22,7 @@ strip "$C"/pack/build/cuda/*
 ldd "$B/cuda/ebm" "$B/cuda/cuda_bench" | awk '/=> \//{print $3}' | sort -u |
     grep -Ev '/(libc|libm|libdl|libpthread|librt|libgcc_s|libstdc\+\+|libcudart|libnccl)\.so' |
     while read -r l; do cp -L "$l" "$C/pack/lib/"; done
-(cd "$C/pack" && XZ_OPT=-T0 tar cJf ../bin.tar.xz build lib)
+(cd "$C/pack" && XZ_OPT="-T0 -9" tar cJf ../bin.tar.xz build lib) # -9: the device tool carries 64 MiB in all
 rm -rf "$C/pack"
 cp data/mnist/*.gz "$C/mnist/"
 cp data/fashion/t10k-* "$C/fashion/"

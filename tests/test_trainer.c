@@ -195,9 +195,9 @@ static void test_resume_continues_bit_for_bit(void **state) {
     snprintf(path, sizeof path, "%s/half.safetensors", tmp);
 
     trainer *a, *b, *r;
-    assert_int_equal(trainer_create(&c, &d, (train_place){-1, 1, 2}, &a), EBM_STATUS_OK);
+    assert_int_equal(trainer_create(&c, &d, (train_place){-1, 1, 2, 0}, &a), EBM_STATUS_OK);
     run_iters(a, 6);
-    assert_int_equal(trainer_create(&c, &d, (train_place){-1, 1, 1}, &b), EBM_STATUS_OK);
+    assert_int_equal(trainer_create(&c, &d, (train_place){-1, 1, 1, 0}, &b), EBM_STATUS_OK);
     run_iters(b, 3);
     assert_int_equal(trainer_save(b, path), EBM_STATUS_OK);
     trainer_free(b);
@@ -208,7 +208,7 @@ static void test_resume_continues_bit_for_bit(void **state) {
     assert_int_equal(it, 3);
     assert_int_equal(pc.hp.buffer_size, 64);
     assert_true(pc.hp.lr == c.hp.lr && pc.hp.lv.eps == c.hp.lv.eps && pc.seed == c.seed);
-    assert_int_equal(trainer_resume(path, &pc, &d, (train_place){-1, 1, 3}, &r), EBM_STATUS_OK);
+    assert_int_equal(trainer_resume(path, &pc, &d, (train_place){-1, 1, 3, 0}, &r), EBM_STATUS_OK);
     assert_int_equal(trainer_iteration(r), 3);
     run_iters(r, 3);
     assert_int_equal(trainer_iteration(r), 6);
@@ -242,7 +242,7 @@ static void test_resume_refuses_changed_buffer_and_plain_models(void **state) {
     snprintf(path, sizeof path, "%s/ref.safetensors", tmp);
     snprintf(model, sizeof model, "%s/plain.safetensors", tmp);
     trainer *t;
-    assert_int_equal(trainer_create(&c, &d, (train_place){-1, 1, 1}, &t), EBM_STATUS_OK);
+    assert_int_equal(trainer_create(&c, &d, (train_place){-1, 1, 1, 0}, &t), EBM_STATUS_OK);
     run_iters(t, 1);
     assert_int_equal(trainer_save(t, path), EBM_STATUS_OK);
     assert_int_equal(ckpt_save(model, trainer_net(t), CKPT_FORMAT_MODEL, NULL, 0, NULL, 0), EBM_STATUS_OK);
@@ -250,11 +250,11 @@ static void test_resume_refuses_changed_buffer_and_plain_models(void **state) {
 
     train_config changed = c;
     changed.hp.buffer_size = 128;
-    assert_int_equal(trainer_resume(path, &changed, &d, (train_place){-1, 1, 1}, &t), EBM_STATUS_BAD_ARG);
+    assert_int_equal(trainer_resume(path, &changed, &d, (train_place){-1, 1, 1, 0}, &t), EBM_STATUS_BAD_ARG);
     printf("  %s\n", ebm_last_error());
     assert_non_null(strstr(ebm_last_error(), "--buffer"));
     assert_null(t);
-    assert_int_equal(trainer_resume(model, &c, &d, (train_place){-1, 1, 1}, &t), EBM_STATUS_BAD_FILE);
+    assert_int_equal(trainer_resume(model, &c, &d, (train_place){-1, 1, 1, 0}, &t), EBM_STATUS_BAD_FILE);
     printf("  %s\n", ebm_last_error());
     assert_non_null(strstr(ebm_last_error(), "cannot resume"));
     free_data(&d);
@@ -269,7 +269,7 @@ static void test_absurd_lr_stops_with_hint_and_keeps_checkpoint(void **state) {
     char path[512];
     snprintf(path, sizeof path, "%s/good.safetensors", tmp);
     trainer *t;
-    assert_int_equal(trainer_create(&c, &d, (train_place){-1, 1, 1}, &t), EBM_STATUS_OK);
+    assert_int_equal(trainer_create(&c, &d, (train_place){-1, 1, 1, 0}, &t), EBM_STATUS_OK);
     run_iters(t, 1);
     assert_int_equal(trainer_save(t, path), EBM_STATUS_OK);
     trainer_free(t);
@@ -284,7 +284,7 @@ static void test_absurd_lr_stops_with_hint_and_keeps_checkpoint(void **state) {
 
     c.hp.lr = 1e6f;
     c.iters = 50;
-    assert_int_equal(trainer_create(&c, &d, (train_place){-1, 1, 1}, &t), EBM_STATUS_OK);
+    assert_int_equal(trainer_create(&c, &d, (train_place){-1, 1, 1, 0}, &t), EBM_STATUS_OK);
     train_run_opts o = {.out = path, .checkpoint_every = 0};
     ebm_status s = trainer_run(t, &o);
     printf("  %s\n", ebm_last_error());
@@ -411,7 +411,7 @@ static void test_chain_classes(void **state) {
     snprintf(tc.arch, sizeof tc.arch, "cnn-small-cond");
     snprintf(tc.digits, sizeof tc.digits, "3,5");
     trainer *t;
-    assert_int_equal(trainer_create(&tc, &d, (train_place){-1, 1, 1}, &t), EBM_STATUS_OK);
+    assert_int_equal(trainer_create(&tc, &d, (train_place){-1, 1, 1, 0}, &t), EBM_STATUS_OK);
     assert_int_equal(trainer_config(t)->hp.classes, 0x28);
     trainer_free(t);
     dataset_free(&d);

@@ -34,7 +34,7 @@ ebm_status cu_fail(cudaError_t e, const char *what, const char *file, int line) 
 }
 
 struct cuda_ctx {
-    int dev, nout, S, B_cap, N_cap, shape;
+    int dev, nout, S, B_cap, N_cap, shape; /* shape: cu_chains's (CU_PICK[_TF32] or an index) */
     unsigned long long *csum;  /* replica checksum (device) */
     cudaStream_t st;
     size_t np;
@@ -249,6 +249,7 @@ ebm_status backend_cuda_energy(void *ctx, const float *x, int n, const int *y, f
 }
 
 void backend_cuda_set_shape(void *ctx, int shape) { ((cuda_ctx *)ctx)->shape = shape; }
+int backend_cuda_shape(void *ctx) { return ((cuda_ctx *)ctx)->shape; }
 
 const float *backend_cuda_weights(void *ctx) { return ((cuda_ctx *)ctx)->wts; }
 
@@ -430,7 +431,7 @@ static ebm_status create(cuda_ctx *c, net *host, const train_hparams *hp, int de
     EBM_TRY(check_net(host, &c->src));
     c->nout = host->out_dim;
     c->np = host->nparams;
-    c->shape = -1;
+    c->shape = hp->tf32 ? CU_PICK_TF32 : CU_PICK;
     int32_t *hmap = (int32_t *)ebm_alloc(sizeof(int32_t) * WL_TOTAL);
     if (!hmap) return ebm_fail(EBM_STATUS_NOMEM, "out of memory for the CUDA weight map");
     wlayout_map(&c->src, hmap);

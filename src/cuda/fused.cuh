@@ -72,15 +72,20 @@ constexpr int grad_pad() {
 constexpr int sk_floats(bool reuse) { return reuse ? 8192 : 4096; }
 
 /* ---- shared-memory layout ----------------------------------------------------------------- */
-template <int IMG_, int NOUT_, bool MALA_, bool REUSE_ = false, bool PADG_ = false>
+template <int IMG_, int NOUT_, bool MALA_, bool REUSE_ = false, bool PADG_ = false, bool TC_ = false>
 struct Lay {
     static constexpr int IMG = IMG_, NOUT = NOUT_;
     static constexpr bool MALA = MALA_;
     static constexpr int XW = 28 + 2 * G0::P;                        /* 36 */
     static constexpr int X_IS = XW * XW;                             /* 1296 */
-    static constexpr int A1W = G1::W + 2 * G1::P, A1_IS = A1W * A1W * G1::CIN;  /* 18x18x16 */
-    static constexpr int A2W = G2::W + 2 * G2::P, A2_IS = A2W * A2W * G2::CIN;  /* 10x10x32 */
-    static constexpr int A3W = G3::W + 2 * G3::P, A3_IS = A3W * A3W * G3::CIN;  /* 6x6x64 */
+    /* TC (tc.cuh): floats per position of the layer inputs and output gradients that the
+     * tensor-core layers read, chosen so that a fragment's 8 rows spread over the banks */
+    static constexpr int A1C = TC_ ? 18 : 16, A2C = TC_ ? 36 : 32, A3C = TC_ ? 68 : 64, D3C = TC_ ? 68 : 64,
+                         D4C = TC_ ? 68 : 64;
+    static_assert(!TC_ || PADG_, "the TC strides of D2 are PADG's");
+    static constexpr int A1W = G1::W + 2 * G1::P, A1_IS = A1W * A1W * A1C;  /* 18x18x16 */
+    static constexpr int A2W = G2::W + 2 * G2::P, A2_IS = A2W * A2W * A2C;  /* 10x10x32 */
+    static constexpr int A3W = G3::W + 2 * G3::P, A3_IS = A3W * A3W * A3C;  /* 6x6x64 */
     static constexpr int A4_IS = 256, A5_IS = 64;
     static constexpr int P_IS = A1_IS, Q_IS = A2_IS;
     static_assert(A3_IS <= P_IS && A5_IS <= P_IS && A4_IS <= Q_IS && 784 <= Q_IS, "region sharing");
@@ -91,8 +96,8 @@ struct Lay {
     static constexpr int D1C = G0::COUT + (PADG_ ? 4 : 0), D2C = G1::COUT + (PADG_ ? 4 : 0);
     static constexpr int D1W = G0::HO + grad_pad<G0>(), D1_IS = D1W * D1W * D1C;
     static constexpr int D2W = G1::HO + grad_pad<G1>(), D2_IS = D2W * D2W * D2C;
-    static constexpr int D3W = G2::HO + grad_pad<G2>(), D3_IS = D3W * D3W * G2::COUT;
-    static constexpr int D4W = G3::HO + grad_pad<G3>(), D4_IS = D4W * D4W * G3::COUT;
+    static constexpr int D3W = G2::HO + grad_pad<G2>(), D3_IS = D3W * D3W * D3C;
+    static constexpr int D4W = G3::HO + grad_pad<G3>(), D4_IS = D4W * D4W * D4C;
     static constexpr int D5_IS = 64;
     /* misc per image: f[16], dout[16], E, dLdE, flags */
     static constexpr int MI_F = 0, MI_DOUT = 16, MI_E = 32, MI_BAD = 33, MI_OUT = 34, MI_ACC = 35, MI_EC = 36,
@@ -139,12 +144,27 @@ struct EpiSwish {
         A[img * a_is + ((oh + apad) * aw + ow + apad) * c + co] = a;
         D[img * d_is + (oh * dw + ow) * dc + co] = d;
     }
+    /* channels co, co+1 (co even, strides even): one 8-byte store each (tc.cuh) */
+    HD void vec2(int img, int oh, int ow, int co, float z0, float z1) const {
+        float2 a, d;
+        hd_swish(z0, &a.x, &d.x), hd_swish(z1, &a.y, &d.y);
+        *reinterpret_cast<float2 *>(A + img * a_is + ((oh + apad) * aw + ow + apad) * c + co) = a;
+        *reinterpret_cast<float2 *>(D + img * d_is + (oh * dw + ow) * dc + co) = d;
+    }
     /* channels co..co+3 (co % 4 == 0): one 16-byte store each to A and D */
     HD void vec4(int img, int oh, int ow, int co, const float *z) const {
         float4 a, d;
         hd_swish(z[0], &a.x, &d.x), hd_swish(z[1], &a.y, &d.y), hd_swish(z[2], &a.z, &d.z), hd_swish(z[3], &a.w, &d.w);
         *reinterpret_cast<float4 *>(A + img * a_is + ((oh + apad) * aw + ow + apad) * c + co) = a;
         *reinterpret_cast<float4 *>(D + img * d_is + (oh * dw + ow) * dc + co) = d;
+    }
+};
+/* EpiSwish for an A buffer of 2 (mod 4) floats per position (Lay's TC A1C): the four
+ * channels of vec4 as two 8-byte stores. */
+struct EpiSwish2 : EpiSwish {
+    HD void vec4(int img, int oh, int ow, int co, const float *z) const {
+        vec2(img, oh, ow, co, z[0], z[1]);
+        vec2(img, oh, ow, co + 2, z[2], z[3]);
     }
 };
 /* *p = v * *p for 4 floats (16-byte aligned): the gradient epilogues' vector form. */
@@ -166,19 +186,27 @@ struct EpiGrad {
     HD void vec4(int img, int ih, int iw, int ci, const float *v) const {
         hd_scale4(D + img * d_is + (ih * dw + iw) * c + ci, v);
     }
+    HD void vec2(int img, int ih, int iw, int ci, float v0, float v1) const { /* tc.cuh */
+        float2 *q = reinterpret_cast<float2 *>(D + img * d_is + (ih * dw + iw) * c + ci);
+        float2 r = *q;
+        r.x = FMUL(v0, r.x), r.y = FMUL(v1, r.y);
+        *q = r;
+    }
 };
-/* Backward of the dense layer L4: input index j (NHWC of 2x2x64) lands in D4 (3x3x64). */
+/* Backward of the dense layer L4: input index j (NHWC of 2x2x64) lands in D4 (3x3 positions
+ * of DC floats: 64, or Lay's D4C). */
+template <int DC = 64>
 struct EpiGradD4 {
     float *D;
     int d_is, dw;
     HD void operator()(int img, int, int, int j, float v) const {
         const int p = j >> 6, c = j & 63;
-        float *q = D + img * d_is + ((p >> 1) * dw + (p & 1)) * 64 + c;
+        float *q = D + img * d_is + ((p >> 1) * dw + (p & 1)) * DC + c;
         *q = FMUL(v, *q);
     }
     HD void vec4(int img, int, int, int j, const float *v) const { /* j % 4 == 0: one position */
         const int p = j >> 6, c = j & 63;
-        hd_scale4(D + img * d_is + ((p >> 1) * dw + (p & 1)) * 64 + c, v);
+        hd_scale4(D + img * d_is + ((p >> 1) * dw + (p & 1)) * DC + c, v);
     }
 };
 /* Backward of L0: dE/dx, plain. */
@@ -193,8 +221,10 @@ struct EpiPlain {
  * wf the weights [K*K][CIN][COUT], b the bias.  Items: (split, position group, channel group). */
 /* Tiling policy bits: POL_REUSE (pick_tm), POL_PAR (input-gradient classes run side by
  * side rather than one after another, see Bwd::compute), POL_PAD (Lay's padded D1/D2),
- * POL_BAL (KsPlan's per-class splits). */
-enum { POL_REUSE = 1, POL_PAR = 2, POL_PAD = 4 /* Lay's PADG */, POL_BAL = 8 /* Bwd's KsPlan */ };
+ * POL_BAL (KsPlan's per-class splits), POL_TC (L1-L3 on the tensor cores, TF32: tc.cuh), POL_TC0
+ * (L0 as well). */
+enum { POL_REUSE = 1, POL_PAR = 2, POL_PAD = 4 /* Lay's PADG */, POL_BAL = 8 /* Bwd's KsPlan */, POL_TC = 16 /* tc.cuh */,
+       POL_TC0 = 32 /* L0 too */ };
 
 template <class L, int IMG, int NT, int POL = 0>
 struct Fwd {

@@ -11,7 +11,7 @@
 #ifndef EBM_CUDA_FUSED_NET_CUH
 #define EBM_CUDA_FUSED_NET_CUH
 
-#include "fused.cuh"
+#include "tc.cuh"
 
 /* Runs f(tid) for every thread of the block, then waits for all of them.  With stamps
  * (cuda_bench --phases), thread 0 of block 0 records clock64() after each barrier, so the
@@ -104,7 +104,9 @@ HD WgradGeo wgrad_geo(int l, int nout) {
 
 template <int IMG, int NT, int NOUT, bool MALA, int POL = 0>
 struct FusedNet {
-    using Y = Lay<IMG, NOUT, MALA, (POL & POL_REUSE) != 0, (POL & POL_PAD) != 0>;
+    static constexpr bool TC = (POL & POL_TC) != 0, TC0 = (POL & POL_TC0) != 0; /* tensor cores (tc.cuh) */
+    static_assert(!TC0 || TC, "L0 on the tensor cores reads Lay's TC strides");
+    using Y = Lay<IMG, NOUT, MALA, (POL & POL_REUSE) != 0, (POL & POL_PAD) != 0, TC>;
     using F0 = Fwd<G0, IMG, NT, POL>;
     using F1 = Fwd<G1, IMG, NT, POL>;
     using F2 = Fwd<G2, IMG, NT, POL>;
@@ -115,6 +117,16 @@ struct FusedNet {
     using B2 = Bwd<G2, IMG, NT, POL>;
     using B3 = Bwd<G3, IMG, NT, POL>;
     using B4 = Bwd<G4, IMG, NT, POL>;
+    using T1 = FwdTc<G1, IMG, NT, Y::A1C>;
+    using T2 = FwdTc<G2, IMG, NT, Y::A2C>;
+    using T3 = FwdTc<G3, IMG, NT, Y::A3C>;
+    using U1 = BwdTc<G1, IMG, NT, Y::D2C>;
+    using U2 = BwdTc<G2, IMG, NT, Y::D3C>;
+    using U3 = BwdTc<G3, IMG, NT, Y::D4C>;
+    using T0 = FwdTc0<IMG, NT>;
+    using U0 = BwdTc0<IMG, NT, Y::D1C>;
+    /* the epilogue of L0 (A1's positions are 16-byte aligned only without TC) */
+    using EpiSw0 = typename std::conditional<TC, EpiSwish2, EpiSwish>::type;
 
     /* Zeroes the border of pad p of a W x W x C buffer (interior untouched). */
     HD static void zero_border(int tid, float *buf, int is, int W, int C, int p) {
@@ -144,34 +156,52 @@ struct FusedNet {
         float *X = sm + Y::oX, *P = sm + Y::oP, *Q = sm + Y::oQ, *M = sm + Y::oM;
         float *D1 = sm + Y::oD1, *D2 = sm + Y::oD2, *D3 = sm + Y::oD3, *D4 = sm + Y::oD4, *D5 = sm + Y::oD5;
         float *SK = sm + Y::oSK;
-        const EpiSwish e0 = {P, D1, Y::A1_IS, Y::A1W, G1::P, Y::D1_IS, Y::D1W, 16, Y::D1C};
-        const EpiSwish e1 = {Q, D2, Y::A2_IS, Y::A2W, G2::P, Y::D2_IS, Y::D2W, 32, Y::D2C};
-        const EpiSwish e2 = {P, D3, Y::A3_IS, Y::A3W, G3::P, Y::D3_IS, Y::D3W, 64, 64};
-        const EpiSwish e3 = {Q, D4, Y::A4_IS, 2, 0, Y::D4_IS, Y::D4W, 64, 64};
+        const EpiSwish e0s = {P, D1, Y::A1_IS, Y::A1W, G1::P, Y::D1_IS, Y::D1W, Y::A1C, Y::D1C};
+        EpiSw0 e0;
+        static_cast<EpiSwish &>(e0) = e0s;
+        const EpiSwish e1 = {Q, D2, Y::A2_IS, Y::A2W, G2::P, Y::D2_IS, Y::D2W, Y::A2C, Y::D2C};
+        const EpiSwish e2 = {P, D3, Y::A3_IS, Y::A3W, G3::P, Y::D3_IS, Y::D3W, Y::A3C, Y::D3C};
+        const EpiSwish e3 = {Q, D4, Y::A4_IS, 2, 0, Y::D4_IS, Y::D4W, 64, Y::D4C};
         const EpiSwish e4 = {P, D5, Y::A5_IS, 1, 0, Y::D5_IS, 1, 64, 64};
         ex.par([&](int t) {
-            zero_border(t, P, Y::A1_IS, Y::A1W, 16, G1::P);
-            F0::compute(t, X, Y::X_IS, W + WL_F0, W + WL_B0, SK, e0);
+            zero_border(t, P, Y::A1_IS, Y::A1W, Y::A1C, G1::P);
+            if constexpr (TC0) T0::compute(t, X, Y::X_IS, W + WL_TF0, W + WL_B0, e0);
+            else F0::compute(t, X, Y::X_IS, W + WL_F0, W + WL_B0, SK, e0);
             if (dA) dump(t, dA[0], X, Y::X_IS, nval);
         });
-        if (F0::KS > 1) ex.par([&](int t) { F0::reduce(t, SK, W + WL_B0, e0); });
-        ex.par([&](int t) {
-            zero_border(t, Q, Y::A2_IS, Y::A2W, 32, G2::P);
-            F1::compute(t, P, Y::A1_IS, W + WL_F1, W + WL_B1, SK, e1);
-            if (dA) dump(t, dA[1], P, Y::A1_IS, nval);
-        });
-        if (F1::KS > 1) ex.par([&](int t) { F1::reduce(t, SK, W + WL_B1, e1); });
-        ex.par([&](int t) {
-            zero_border(t, P, Y::A3_IS, Y::A3W, 64, G3::P);
-            F2::compute(t, Q, Y::A2_IS, W + WL_F2, W + WL_B2, SK, e2);
-            if (dA) dump(t, dA[2], Q, Y::A2_IS, nval);
-        });
-        if (F2::KS > 1) ex.par([&](int t) { F2::reduce(t, SK, W + WL_B2, e2); });
-        ex.par([&](int t) {
-            F3::compute(t, P, Y::A3_IS, W + WL_F3, W + WL_B3, SK, e3);
-            if (dA) dump(t, dA[3], P, Y::A3_IS, nval);
-        });
-        if (F3::KS > 1) ex.par([&](int t) { F3::reduce(t, SK, W + WL_B3, e3); });
+        if (!TC0 && F0::KS > 1) ex.par([&](int t) { F0::reduce(t, SK, W + WL_B0, e0); });
+        if constexpr (TC) { /* no training dumps: k_train runs the fp32 layers */
+            ex.par([&](int t) {
+                zero_border(t, Q, Y::A2_IS, Y::A2W, Y::A2C, G2::P);
+                T1::compute(t, P, Y::A1_IS, W + WL_TF1, W + WL_B1, SK, e1);
+            });
+            if (T1::KS > 1) ex.par([&](int t) { T1::reduce(t, SK, W + WL_B1, e1); });
+            ex.par([&](int t) {
+                zero_border(t, P, Y::A3_IS, Y::A3W, Y::A3C, G3::P);
+                T2::compute(t, Q, Y::A2_IS, W + WL_TF2, W + WL_B2, SK, e2);
+            });
+            if (T2::KS > 1) ex.par([&](int t) { T2::reduce(t, SK, W + WL_B2, e2); });
+            ex.par([&](int t) { T3::compute(t, P, Y::A3_IS, W + WL_TF3, W + WL_B3, SK, e3); });
+            if (T3::KS > 1) ex.par([&](int t) { T3::reduce(t, SK, W + WL_B3, e3); });
+        } else {
+            ex.par([&](int t) {
+                zero_border(t, Q, Y::A2_IS, Y::A2W, 32, G2::P);
+                F1::compute(t, P, Y::A1_IS, W + WL_F1, W + WL_B1, SK, e1);
+                if (dA) dump(t, dA[1], P, Y::A1_IS, nval);
+            });
+            if (F1::KS > 1) ex.par([&](int t) { F1::reduce(t, SK, W + WL_B1, e1); });
+            ex.par([&](int t) {
+                zero_border(t, P, Y::A3_IS, Y::A3W, 64, G3::P);
+                F2::compute(t, Q, Y::A2_IS, W + WL_F2, W + WL_B2, SK, e2);
+                if (dA) dump(t, dA[2], Q, Y::A2_IS, nval);
+            });
+            if (F2::KS > 1) ex.par([&](int t) { F2::reduce(t, SK, W + WL_B2, e2); });
+            ex.par([&](int t) {
+                F3::compute(t, P, Y::A3_IS, W + WL_F3, W + WL_B3, SK, e3);
+                if (dA) dump(t, dA[3], P, Y::A3_IS, nval);
+            });
+            if (F3::KS > 1) ex.par([&](int t) { F3::reduce(t, SK, W + WL_B3, e3); });
+        }
         ex.par([&](int t) {
             F4::compute(t, Q, Y::A4_IS, W + WL_F4, W + WL_B4, SK, e4);
             if (dA) dump(t, dA[4], Q, Y::A4_IS, nval);
@@ -240,22 +270,35 @@ struct FusedNet {
                 D5[img * Y::D5_IS + j] = FMUL(s, D5[img * Y::D5_IS + j]);
             }
         });
-        const EpiGradD4 e4 = {D4, Y::D4_IS, Y::D4W};
+        const EpiGradD4<Y::D4C> e4 = {D4, Y::D4_IS, Y::D4W};
         ex.par([&](int t) { B4::compute(t, D5, Y::D5_IS, 1, W + WL_R4, SK, e4); });
         if (B4::REDUCE) ex.par([&](int t) { B4::reduce(t, SK, e4); });
-        const EpiGrad e3 = {D3, Y::D3_IS, Y::D3W, 64};
-        ex.par([&](int t) { B3::compute(t, D4, Y::D4_IS, Y::D4W, W + WL_R3, SK, e3); });
-        if (B3::REDUCE) ex.par([&](int t) { B3::reduce(t, SK, e3); });
+        const EpiGrad e3 = {D3, Y::D3_IS, Y::D3W, Y::D3C};
         const EpiGrad e2 = {D2, Y::D2_IS, Y::D2W, Y::D2C};
-        ex.par([&](int t) { B2::compute(t, D3, Y::D3_IS, Y::D3W, W + WL_R2, SK, e2); });
-        if (B2::REDUCE) ex.par([&](int t) { B2::reduce(t, SK, e2); });
         const EpiGrad e1 = {D1, Y::D1_IS, Y::D1W, Y::D1C};
-        ex.par([&](int t) { B1::compute(t, D2, Y::D2_IS, Y::D2W, W + WL_R1, SK, e1); });
-        if (B1::REDUCE) ex.par([&](int t) { B1::reduce(t, SK, e1); });
+        if constexpr (TC) {
+            ex.par([&](int t) { U3::compute(t, D4, Y::D4_IS, Y::D4W, W + WL_TB3, SK, e3); });
+            if (U3::REDUCE) ex.par([&](int t) { U3::reduce(t, SK, e3); });
+            ex.par([&](int t) { U2::compute(t, D3, Y::D3_IS, Y::D3W, W + WL_TB2, SK, e2); });
+            if (U2::REDUCE) ex.par([&](int t) { U2::reduce(t, SK, e2); });
+            ex.par([&](int t) { U1::compute(t, D2, Y::D2_IS, Y::D2W, W + WL_TB1, SK, e1); });
+            if (U1::REDUCE) ex.par([&](int t) { U1::reduce(t, SK, e1); });
+        } else {
+            ex.par([&](int t) { B3::compute(t, D4, Y::D4_IS, Y::D4W, W + WL_R3, SK, e3); });
+            if (B3::REDUCE) ex.par([&](int t) { B3::reduce(t, SK, e3); });
+            ex.par([&](int t) { B2::compute(t, D3, Y::D3_IS, Y::D3W, W + WL_R2, SK, e2); });
+            if (B2::REDUCE) ex.par([&](int t) { B2::reduce(t, SK, e2); });
+            ex.par([&](int t) { B1::compute(t, D2, Y::D2_IS, Y::D2W, W + WL_R1, SK, e1); });
+            if (B1::REDUCE) ex.par([&](int t) { B1::reduce(t, SK, e1); });
+        }
         if (with_dx) {
             const EpiPlain e0 = {Q, Y::Q_IS, 28, 1};
-            ex.par([&](int t) { B0::compute(t, D1, Y::D1_IS, Y::D1W, W + WL_R0, SK, e0); });
-            if (B0::REDUCE) ex.par([&](int t) { B0::reduce(t, SK, e0); });
+            if constexpr (TC0) {
+                ex.par([&](int t) { U0::compute(t, D1, Y::D1_IS, Y::D1W, W + WL_TB0, Q, Y::Q_IS); });
+            } else {
+                ex.par([&](int t) { B0::compute(t, D1, Y::D1_IS, Y::D1W, W + WL_R0, SK, e0); });
+                if (B0::REDUCE) ex.par([&](int t) { B0::reduce(t, SK, e0); });
+            }
         }
     }
 
@@ -478,7 +521,7 @@ struct FusedNet {
     /* Training pass of block blk: E, dL/dE weighted backward, dumps of A_l and G_l. */
     template <class Ex>
     HD static void train(const Ex &ex, float *sm, int blk, const TrArgs &a) {
-        static_assert(!(POL & POL_PAD), "the dumps are read with wgrad_geo's unpadded strides");
+        static_assert(!(POL & (POL_PAD | POL_TC)), "the dumps are read with wgrad_geo's unpadded strides");
         const int n = a.npos + a.nneg, img0 = blk * IMG, nval = n - img0 < IMG ? n - img0 : IMG;
         float *M = sm + Y::oM;
         load(ex, sm, a.x + (size_t)img0 * 784, nval);

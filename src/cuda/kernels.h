@@ -14,24 +14,28 @@ typedef struct {
     int img, nt, minb, pol;
 } cu_shape;
 
-/* A shape's policy bits as letters for tables (buf holds 5 chars): P POL_PAR, R POL_REUSE,
- * G POL_PAD (padded G buffers), B POL_BAL. */
+/* A shape's policy bits as letters for tables (buf holds 7 chars): P POL_PAR, R POL_REUSE,
+ * G POL_PAD (padded G buffers), B POL_BAL, T POL_TC (TF32 tensor cores), 0 POL_TC0 (L0 too). */
 static inline const char *cu_pol_label(int pol, char *buf) {
     int k = 0;
     if (pol & POL_PAR) buf[k++] = 'P';
     if (pol & POL_REUSE) buf[k++] = 'R';
     if (pol & POL_PAD) buf[k++] = 'G';
     if (pol & POL_BAL) buf[k++] = 'B';
+    if (pol & POL_TC) buf[k++] = 'T';
+    if (pol & POL_TC0) buf[k++] = '0';
     buf[k] = 0;
     return buf;
 }
 
-/* The shapes compiled in (ULA), and the one used for n chains when shape < 0. */
+/* The shapes compiled in (ULA), and the one used for n chains when shape < 0: CU_PICK, the
+ * fp32 kernel (the CPU's math to rounding), or CU_PICK_TF32, L0-L3 on the TF32 tensor cores. */
+enum { CU_PICK = -1, CU_PICK_TF32 = -2 };
 int cu_chain_shapes(cu_shape *out, int max);
-int cu_chain_pick(int n);
+int cu_chain_pick(int n, int tf32);
 
 /* Runs the chains of a (ULA or MALA per a->mala) on nout = 1 or 10 outputs.  shape indexes
- * cu_chain_shapes (ULA only; -1 = cu_chain_pick). */
+ * cu_chain_shapes (ULA only; CU_PICK or CU_PICK_TF32 = cu_chain_pick's; MALA is fp32). */
 ebm_status cu_chains(const LvArgs *a, int nout, int shape, cudaStream_t st);
 
 /* The training pass (forward, loss-weighted backward, dumps) over npos + nneg images. */

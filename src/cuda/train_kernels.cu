@@ -8,7 +8,10 @@
 /* ---- weights ---------------------------------------------------------------------------- */
 __global__ void k_prep(float *wts, const float *params, const int32_t *map) {
     const int k = blockIdx.x * blockDim.x + threadIdx.x;
-    if (k < WL_TOTAL) wts[k] = map[k] >= 0 ? params[map[k]] : 0.0f;
+    if (k < WL_TOTAL) {
+        const float v = map[k] >= 0 ? params[map[k]] : 0.0f;
+        wts[k] = k >= WL_TC ? hd_tf32_round(v) : v; /* tc.cuh's fragments are TF32 */
+    }
 }
 
 cudaError_t cu_probe(void) {

@@ -38,6 +38,9 @@ typedef struct {
     uint16_t classes;     /* conditional models: the classes whose chains are drawn (bit d = digit d,
                              the training digits); 0 = every output.  Set by the trainer from
                              --digits, not saved: the config's digits say it */
+    int tf32;             /* CUDA: the ULA chains' convolutions on the TF32 tensor cores
+                             (--precision tf32; gradients of the parameters stay fp32).  A run-time
+                             choice like --device: not saved */
 } train_hparams;
 
 #define TRAIN_MAX_CLASSES 16

@@ -212,6 +212,7 @@ static ebm_status setup(trainer *t, const train_config *c, const dataset *d, tra
     t->cfg = *c;
     t->cfg.hp.lv.seed = c->seed;
     t->cfg.hp.lv.mala = 0;
+    t->cfg.hp.tf32 = where.tf32;
     t->d = d;
     t->perm_epoch = -1;
     const train_hparams *h = &t->cfg.hp;
@@ -245,6 +246,7 @@ static ebm_status setup(trainer *t, const train_config *c, const dataset *d, tra
         return ebm_fail(EBM_STATUS_NOMEM, "out of memory for batches and the replay buffer");
     if (where.device < 0) {
         if (where.gpus > 1) return ebm_fail(EBM_STATUS_BAD_ARG, "--gpus %d needs --device cuda", where.gpus);
+        if (where.tf32) return ebm_fail(EBM_STATUS_BAD_ARG, "--precision tf32 needs --device cuda");
         return backend_cpu_create(t->n, h, &t->be);
     }
     return backend_cuda_multi_create(t->n, h, where.device, where.gpus, &t->be);

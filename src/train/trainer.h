@@ -117,9 +117,10 @@ typedef struct trainer trainer;
 
 /* Where a trainer computes: device -1 for the CPU backend, else the first CUDA device;
  * gpus > 1 trains data-parallel on GPUs device .. device + gpus - 1 (backend.h,
- * backend_cuda_multi_create); threads: CPU threads, 0 = all cores. */
+ * backend_cuda_multi_create); threads: CPU threads, 0 = all cores; tf32: the CUDA chains on
+ * the TF32 tensor cores (train_hparams.tf32). */
 typedef struct {
-    int device, gpus, threads;
+    int device, gpus, threads, tf32;
 } train_place;
 
 /* Checks that the replicas of a data-parallel backend agree every this many iterations

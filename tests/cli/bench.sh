@@ -63,6 +63,8 @@ run 2 "--steps" bench --steps 0
 run 2 "needs --device cuda and --train" bench --gpus 2 --train --steps 1
 run 2 "--seconds" bench --seconds -1
 run 2 "--device expects cpu, cuda" bench --device tpu
+run 2 "--precision tf32 runs on the GPU's tensor cores: it needs --device cuda" bench --precision tf32
+run 2 "--precision expects fp32 or tf32, got 'fp16'" bench --device cuda --precision fp16
 run 2 "--arch foo" bench --arch foo
 run 1 "cannot write" bench $TINY --json "$T/no/such/dir/b.json"
 [ -s "$T/out" ] && fail "a refused --json should stop before any timing"

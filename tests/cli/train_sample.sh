@@ -130,6 +130,9 @@ run 2 "--noise expects a non-negative number or 'auto', got 'x'" sample --model 
 run 2 "did you mean 'train'" trian
 run 2 "--gpus 2 needs --device cuda" train $TINY --iters 1 --gpus 2 --out "$T/g.safetensors"
 run 2 "--gpus expects a positive integer" train $TINY --iters 1 --gpus 0 --out "$T/g.safetensors"
+run 2 "--precision tf32 runs on the GPU's tensor cores: it needs --device cuda" train $TINY --iters 1 --precision tf32 --out "$T/g.safetensors"
+run 2 "--precision expects fp32 or tf32, got 'bf16'" sample --model "$T/m.safetensors" --precision bf16
+run 2 "--precision tf32 runs on the GPU's tensor cores" chain --model "$T/m.safetensors" --precision tf32
 run 2 "--model FILE is required" chain
 run 2 "extension must be .png or .gif" chain --model "$T/m.safetensors" --out "$T/c.jpg"
 run 1 "nope.safetensors" sample --model "$T/nope.safetensors"

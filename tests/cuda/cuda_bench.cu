@@ -154,13 +154,13 @@ int main(int argc, char **argv) {
     cu_shape sh[32];
     const int ns = cu_chain_shapes(sh, 32);
     EBM_ASSERT(ns <= 32); /* run 2 printed garbage labels for shapes 8-10 with an array of 8 */
-    double best[3] = {0, 0, 0};
+    double best[3] = {0, 0, 0}, best_tf32[3] = {0, 0, 0};
     printf("\nLangevin, %d steps, kernel time (median of %d)\n", steps, reps);
     printf("%-8s", "batch");
-    char lab[5];
+    char lab[8];
     for (int k = 0; k < ns; k++)
         printf("   %dimg x %d x %db%-4s      ", sh[k].img, sh[k].nt, sh[k].minb, cu_pol_label(sh[k].pol, lab));
-    printf("  auto\n");
+    printf("  auto (fp32)                               auto (TF32)\n");
     for (int bi = 0; bi < 3; bi++) {
         const int b = batches[bi];
         printf("%-8d", b);
@@ -176,10 +176,16 @@ int main(int argc, char **argv) {
         printf("  %8.3f ms %6.2f M (%.1f TFLOP/s, %.0f%% of FMA peak)\n", ms, rate / 1e6, rate * FLOP_PER_STEP / 1e12,
                100 * rate * FLOP_PER_STEP / fma);
         best[bi] = rate; /* report the shape the backend picks */
+        const double mt = time_chains(W, b, steps, CU_PICK_TF32, reps);
+        best_tf32[bi] = b * (double)steps / (mt * 1e-3);
+        printf("%8s  TF32 pick: %8.3f ms %6.2f M (%.1f TFLOP/s useful)\n", "", mt, best_tf32[bi] / 1e6,
+               best_tf32[bi] * FLOP_PER_STEP / 1e12);
     }
     /* end to end through sample(): copies in and out included */
-    double e2e[3];
-    for (int bi = 0; bi < 3; bi++) {
+    double e2e[3], e2e_tf32[3];
+    for (int pass = 0; pass < 6; pass++) {
+        const int bi = pass % 3, tf32 = pass / 3;
+        backend_cuda_set_shape(be.ctx, tf32 ? CU_PICK_TF32 : CU_PICK);
         const int b = batches[bi];
         std::vector<float> x((size_t)b * 784);
         langevin_params p;
@@ -192,8 +198,9 @@ int main(int argc, char **argv) {
             TRY(be.sample(be.ctx, x.data(), NULL, b, steps, &p, NULL, NULL, NULL, 0));
             if (r >= 0) t.push_back(ebm_now() - t0);
         }
-        e2e[bi] = b * (double)steps / median(t);
-        printf("sample() end to end, batch %5d: %.2f M image-steps/s\n", b, e2e[bi] / 1e6);
+        (tf32 ? e2e_tf32 : e2e)[bi] = b * (double)steps / median(t);
+        printf("sample() end to end, batch %5d%s: %.2f M image-steps/s\n", b, tf32 ? ", TF32" : "",
+               (tf32 ? e2e_tf32 : e2e)[bi] / 1e6);
     }
     be.destroy(be.ctx);
 
@@ -214,35 +221,40 @@ int main(int argc, char **argv) {
         if (!have_data) printf("(no MNIST in %s: %s; random positives)\n", data, ebm_last_error());
     }
     std::vector<float> xpos((size_t)hp.batch * 784);
-    net *tn = NULL;
-    TRY(net_create(&tn, "cnn-small", 1));
-    train_backend tb;
-    TRY(backend_cuda_create(tn, &hp, 0, &tb));
-    ebm_rng r = rng_make(5, RNG_STREAM_DATA);
-    uint64_t it = 0;
-    train_step_stats st;
-    double t0 = 0, tstart = ebm_now();
-    long done = 0;
-    for (;;) {
-        for (int i = 0; i < hp.batch; i++) {
-            if (have_data) memcpy(&xpos[(size_t)i * 784], d.x + (size_t)rng_below(&r, (uint32_t)d.n) * 784, 784 * 4);
-            else rng_uniform_fill(it, 9, (uint32_t)i, 0, &xpos[(size_t)i * 784], 784);
+    double its2[2];
+    for (int tf32 = 0; tf32 < 2; tf32++) { /* fp32 chains, then TF32 chains (gradients fp32 both times) */
+        hp.tf32 = tf32;
+        net *tn = NULL;
+        TRY(net_create(&tn, "cnn-small", 1));
+        train_backend tb;
+        TRY(backend_cuda_create(tn, &hp, 0, &tb));
+        ebm_rng r = rng_make(5, RNG_STREAM_DATA);
+        uint64_t it = 0;
+        train_step_stats st;
+        double t0 = 0, tstart = ebm_now();
+        long done = 0;
+        for (;;) {
+            for (int i = 0; i < hp.batch; i++) {
+                if (have_data) memcpy(&xpos[(size_t)i * 784], d.x + (size_t)rng_below(&r, (uint32_t)d.n) * 784, 784 * 4);
+                else rng_uniform_fill(it, 9, (uint32_t)i, 0, &xpos[(size_t)i * 784], 784);
+            }
+            TRY(tb.train_step(tb.ctx, xpos.data(), NULL, hp.batch, &hp, it, &st));
+            it++;
+            if (it == 5) t0 = ebm_now(), done = 0; /* warm-up */
+            else done++;
+            if (it > 5 && ebm_now() - t0 >= seconds) break;
+            if (it % 500 == 0)
+                printf("  it %llu loss %.4f E+ %.3f E- %.3f |g| %.3g\n", (unsigned long long)it, st.loss, st.e_pos,
+                       st.e_neg, st.grad_norm);
         }
-        TRY(tb.train_step(tb.ctx, xpos.data(), NULL, hp.batch, &hp, it, &st));
-        it++;
-        if (it == 5) t0 = ebm_now(), done = 0; /* warm-up */
-        else done++;
-        if (it > 5 && ebm_now() - t0 >= seconds) break;
-        if (it % 500 == 0)
-            printf("  it %llu loss %.4f E+ %.3f E- %.3f |g| %.3g\n", (unsigned long long)it, st.loss, st.e_pos, st.e_neg,
-                   st.grad_norm);
+        its2[tf32] = done / (ebm_now() - t0);
+        printf("training, batch 128, 60 steps/iteration%s: %.1f it/s (%ld iterations, %.1f s in all)\n",
+               tf32 ? ", TF32 chains" : "", its2[tf32], done, ebm_now() - tstart);
+        printf("  last: loss %.4f E+ %.3f E- %.3f |g| %.3g\n", st.loss, st.e_pos, st.e_neg, st.grad_norm);
+        tb.destroy(tb.ctx);
+        net_free(tn);
     }
-    const double its = done / (ebm_now() - t0);
-    printf("training, batch 128, 60 steps/iteration: %.1f it/s (%ld iterations, %.1f s in all)\n", its, done,
-           ebm_now() - tstart);
-    printf("  last: loss %.4f E+ %.3f E- %.3f |g| %.3g\n", st.loss, st.e_pos, st.e_neg, st.grad_norm);
-    tb.destroy(tb.ctx);
-    net_free(tn);
+    const double its = its2[0];
     net_free(n);
     if (have_data) dataset_free(&d);
 
@@ -252,5 +264,8 @@ int main(int argc, char **argv) {
     for (int bi = 0; bi < 3; bi++) printf("langevin_%d=%.0f\n", batches[bi], best[bi]);
     for (int bi = 0; bi < 3; bi++) printf("sample_%d=%.0f\n", batches[bi], e2e[bi]);
     printf("train_its=%.2f\n", its);
+    for (int bi = 0; bi < 3; bi++) printf("langevin_tf32_%d=%.0f\n", batches[bi], best_tf32[bi]);
+    for (int bi = 0; bi < 3; bi++) printf("sample_tf32_%d=%.0f\n", batches[bi], e2e_tf32[bi]);
+    printf("train_its_tf32=%.2f\n", its2[1]);
     return 0;
 }

@@ -12,6 +12,8 @@
  *     loss/energies 1e-4 relative, gradient norm 1e-4, buffer 1e-4,
  *     parameters within 2 lr per iteration (Adam with beta1 = 0 moves each weight by about
  *     lr * sign(g), so a gradient within rounding of zero may step the other way)
+ * The TF32 tensor-core shapes (POL_TC): energies, dE/dx, chains and mean energy within
+ * TF32_TOL (the CPU emulation, test_fused_emu, sees about 5e-4 on dE/dx).
  * EBM_CUDA_QUICK=1 runs small sizes only (for compute-sanitizer). */
 #include <math.h>
 #include <stdio.h>
@@ -23,6 +25,7 @@
 #include "cuda/kernels.h"
 
 static int failures = 0;
+static const double TF32_TOL = 3e-3;
 static bool quick = false;
 
 #include "cuda_check.h"
@@ -148,21 +151,22 @@ static void test_energy(const char *spec, bool labels) {
     std::vector<int> y(N);
     for (int i = 0; i < N; i++) y[i] = (i * 7 + 3) % n->out_dim;
     if (net_energy(n, x.data(), N, labels ? y.data() : NULL, Er.data(), gr.data()) != EBM_STATUS_OK) failures++;
-    cu_shape sh[16];
-    const int ns = cu_chain_shapes(sh, 16);
+    cu_shape sh[32];
+    const int ns = cu_chain_shapes(sh, 32);
     for (int k = 0; k < ns; k++) {
         backend_cuda_set_shape(be.ctx, k);
         std::fill(E.begin(), E.end(), NAN);
         std::fill(g.begin(), g.end(), NAN);
         s = backend_cuda_energy(be.ctx, x.data(), N, labels ? y.data() : NULL, E.data(), g.data());
         EXPECT(s == EBM_STATUS_OK, "backend_cuda_energy: %s", ebm_last_error());
-        char w[64], lab[5], shape[40];
+        char w[64], lab[8], shape[40];
         cu_pol_label(sh[k].pol, lab);
         snprintf(shape, sizeof shape, "%d img x %d thr x %d%s%s", sh[k].img, sh[k].nt, sh[k].minb, *lab ? " " : "", lab);
+        const double tol = (sh[k].pol & POL_TC) ? TF32_TOL : 1e-5;
         snprintf(w, sizeof w, "E (%s)", shape);
-        check_rel(w, E.data(), Er.data(), N, 1e-5);
+        check_rel(w, E.data(), Er.data(), N, tol);
         snprintf(w, sizeof w, "dE/dx (%s)", shape);
-        check_rel(w, g.data(), gr.data(), g.size(), 1e-5);
+        check_rel(w, g.data(), gr.data(), g.size(), tol);
     }
     be.destroy(be.ctx);
     net_free(n);
@@ -200,8 +204,8 @@ static void test_chains(bool mala) {
     std::vector<float> x0 = images(N, 6, mala ? 0.5f : 1.0f), xr = x0;
     langevin_stats sr, sg;
     OK(cpu.sample(cpu.ctx, xr.data(), NULL, N, steps, &p, &sr, NULL, NULL, 0));
-    cu_shape sh[16];
-    const int ns = mala ? 1 : cu_chain_shapes(sh, 16);
+    cu_shape sh[32];
+    const int ns = mala ? 1 : cu_chain_shapes(sh, 32);
     for (int k = 0; k < ns; k++) {
         if (!mala) backend_cuda_set_shape(gpu.ctx, k);
         std::vector<float> x = x0;
@@ -209,7 +213,7 @@ static void test_chains(bool mala) {
         char w[64];
         snprintf(w, sizeof w, "x after %d steps (shape %d)", steps, mala ? -1 : k);
         if (!mala) {
-            check_abs(w, x.data(), xr.data(), x.size(), 1e-4);
+            check_abs(w, x.data(), xr.data(), x.size(), (sh[k].pol & POL_TC) ? TF32_TOL : 1e-4);
         } else {
             int off = 0;
             for (int i = 0; i < N; i++) {
@@ -223,7 +227,8 @@ static void test_chains(bool mala) {
             EXPECT(labs(sg.accepted - sr.accepted) <= 1 && sg.proposed == sr.proposed, "acceptance counts differ");
         }
         printf("  mean energy %.7g (CPU %.7g)\n", sg.mean_energy, sr.mean_energy);
-        EXPECT(fabs(sg.mean_energy - sr.mean_energy) <= 1e-4 * (1 + fabs(sr.mean_energy)), "mean energy");
+        const double etol = (!mala && (sh[k].pol & POL_TC)) ? TF32_TOL : 1e-4;
+        EXPECT(fabs(sg.mean_energy - sr.mean_energy) <= etol * (1 + fabs(sr.mean_energy)), "mean energy");
     }
     /* snapshots: the same steps as the CPU and the same end point as one launch */
     if (!mala) {

@@ -1,0 +1,456 @@
+/* tc.cuh - the big layers L1-L3 on the tensor cores (POL_TC): each layer's forward and each
+ * parity class of its input gradient as an implicit GEMM of warp tiles, mma.sync m16n8k8
+ * with TF32 operands and fp32 accumulation.
+ *
+ * Why: these six GEMMs are 86% of a Langevin step's multiply-adds, and the fp32 kernel
+ * issues about two instructions per FMA (docs/PERF_CUDA.md 6i).  One mma does 1024
+ * multiply-adds.  The price is TF32 rounding of both operands (10-bit mantissa, about 5e-4
+ * relative per product): a separate precision mode with its own tolerances; fp32 stays the
+ * reference and the default.
+ *
+ * A warp item is 16 rows (positions, in (image, row, column) order) x NW*8 columns (output
+ * channels) over a range of K; K walks 8 channels of one tap per k-step.  The A fragment
+ * comes from the activations in shared memory, where Lay's TC strides (A1C, A2C, ... in
+ * fused.cuh) spread a fragment's 8 rows over the banks (at most 2-way conflicts, counted
+ * in docs/PERF_CUDA.md run 7); the B fragment from global memory, where wlayout.h keeps the
+ * weights in fragment order, already rounded to TF32 (one coalesced 8-byte load per lane).
+ * Layers with few items split K (KS) and sum the partials in a fixed order, as Fwd does.
+ *
+ * Fragment layouts (PTX ISA, mma.m16n8k8 .tf32), lane = 4g + t:
+ *   A (16x8, row-major): a0 (g, t)  a1 (g+8, t)  a2 (g, t+4)  a3 (g+8, t+4)
+ *   B (8x8, column):     b0 (k t, n g)  b1 (k t+4, n g)
+ *   C/D (16x8):          c0 (g, 2t)  c1 (g, 2t+1)  c2 (g+8, 2t)  c3 (g+8, 2t+1)
+ * In the CPU emulation (tests/cuda/test_fused_emu.cu) lane 0 of each warp runs all 32
+ * lanes' loads (TC_NL = 32) and the mma is computed from those fragments by the layouts
+ * above, so the emulation checks the fragment indexing, not just the GEMM. */
+#ifndef EBM_CUDA_TC_CUH
+#define EBM_CUDA_TC_CUH
+
+#include <string.h>
+
+#include <type_traits>
+
+#include "fused.cuh"
+
+#ifdef __CUDA_ARCH__
+enum { TC_NL = 1 }; /* lanes one thread handles: its own on the GPU */
+#else
+enum { TC_NL = 32 }; /* the whole warp, in lane 0, in the CPU emulation */
+#endif
+
+/* fp32 -> TF32 bits, round to nearest, ties away from zero (cvt.rna.tf32.f32). */
+HD uint32_t hd_tf32(float x) {
+#ifdef __CUDA_ARCH__
+    uint32_t r;
+    asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
+    return r;
+#else
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    if ((u & 0x7f800000u) != 0x7f800000u) u = (u + 0x1000u) & 0xffffe000u;
+    return u;
+#endif
+}
+HD float hd_tf32_round(float x) {
+    const uint32_t u = hd_tf32(x);
+#ifdef __CUDA_ARCH__
+    return __uint_as_float(u);
+#else
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+#endif
+}
+HD uint32_t hd_fbits(float x) {
+#ifdef __CUDA_ARCH__
+    return __float_as_uint(x);
+#else
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    return u;
+#endif
+}
+
+/* d += A b for tile j of the TC_NL lanes' accumulators. */
+template <int NW>
+HD void tc_mma(float (&d)[TC_NL][NW][4], const uint32_t (&a)[TC_NL][4], const uint32_t (&b)[TC_NL][NW][2], int j) {
+#ifdef __CUDA_ARCH__
+    asm("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+        : "+f"(d[0][j][0]), "+f"(d[0][j][1]), "+f"(d[0][j][2]), "+f"(d[0][j][3])
+        : "r"(a[0][0]), "r"(a[0][1]), "r"(a[0][2]), "r"(a[0][3]), "r"(b[0][j][0]), "r"(b[0][j][1]));
+#else
+    float A[16][8], B[8][8];
+    auto f = [](uint32_t u) {
+        float v;
+        memcpy(&v, &u, 4);
+        return v;
+    };
+    for (int l = 0; l < 32; l++) {
+        const int g = l / 4, t = l % 4;
+        A[g][t] = f(a[l][0]), A[g + 8][t] = f(a[l][1]), A[g][t + 4] = f(a[l][2]), A[g + 8][t + 4] = f(a[l][3]);
+        B[t][g] = f(b[l][j][0]), B[t + 4][g] = f(b[l][j][1]);
+    }
+    for (int l = 0; l < 32; l++) {
+        const int g = l / 4, t = l % 4;
+        for (int r = 0; r < 4; r++) {
+            const int row = g + 8 * (r / 2), col = 2 * t + r % 2;
+            float s = d[l][j][r];
+            for (int k = 0; k < 8; k++) s += A[row][k] * B[k][col];
+            d[l][j][r] = s;
+        }
+    }
+#endif
+}
+
+/* Splits of K: powers of two while the items stay within the warps and each split keeps 8+
+ * k-steps. */
+constexpr int tc_pick_ks(int items, int ksteps, int nwarp) {
+    int ks = 1;
+    while (items * ks * 2 <= nwarp && ksteps / (ks * 2) >= 8) ks *= 2;
+    return ks;
+}
+
+/* k-steps whose loads are issued together before their mma: the largest divisor of a split's
+ * k-steps up to 8.  The B fragments come from L2 (the block's shared memory leaves little
+ * L1), so a k-step at a time waits one L2 round trip per mma: run 7a measured the first
+ * version, one k-step at a time, slower than fp32. */
+HD constexpr int tc_chunk(int ksteps) {
+    int u = 8;
+    while (ksteps % u) u--;
+    return u;
+}
+
+/* A warp item's B fragments of tile nt at k-step kk, for the TC_NL lanes from lane0. */
+template <int NW>
+HD void tc_load_b(uint32_t (&bf)[TC_NL][NW][2], const float *__restrict__ wt, int n8, int kk, int nt0, int lane0) {
+#pragma unroll
+    for (int l = 0; l < TC_NL; l++)
+#pragma unroll
+        for (int j = 0; j < NW; j++) {
+            const float2 v = LDG(reinterpret_cast<const float2 *>(wt) + ((kk * n8 + nt0 + j) * 32 + lane0 + l));
+            bf[l][j][0] = hd_fbits(v.x), bf[l][j][1] = hd_fbits(v.y);
+        }
+}
+
+/* The K loop of one warp item: acc (zeroed here) = A B over k-steps [K0, K0 + KPS), NW tiles
+ * of B from tile nt0, chunks of KU k-steps.  base[l][h]: the row of lane lane0 + l's A
+ * elements (row g for h 0, g + 8 for h 1); aoff(kk, lane, o): the offsets of its columns t
+ * (o[0]) and t + 4 (o[1]) at k-step kk.  (Unrolled whole, with the split's start a constant
+ * so that every offset folds, it measured slower: more spills at the 128-register cap, run 7c.) */
+template <int NW, int KPS, int KU, class AOff>
+HD void tc_item(float (&acc)[TC_NL][NW][4], const float *const (&base)[TC_NL][2], const AOff &aoff,
+                const float *__restrict__ wt, int n8, int nt0, int k0, int lane0) {
+    static_assert(KPS % KU == 0, "whole chunks");
+#pragma unroll
+    for (int l = 0; l < TC_NL; l++)
+#pragma unroll
+        for (int j = 0; j < NW; j++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) acc[l][j][e] = 0.0f;
+    auto chunk = [&](int c) {
+        uint32_t a[KU][TC_NL][4], bf[KU][TC_NL][NW][2];
+#pragma unroll
+        for (int u = 0; u < KU; u++) tc_load_b<NW>(bf[u], wt, n8, c + u, nt0, lane0);
+#pragma unroll
+        for (int u = 0; u < KU; u++)
+#pragma unroll
+            for (int l = 0; l < TC_NL; l++) {
+                int o[2];
+                aoff(c + u, lane0 + l, o);
+                a[u][l][0] = hd_tf32(base[l][0][o[0]]), a[u][l][1] = hd_tf32(base[l][1][o[0]]);
+                a[u][l][2] = hd_tf32(base[l][0][o[1]]), a[u][l][3] = hd_tf32(base[l][1][o[1]]);
+            }
+#pragma unroll
+        for (int u = 0; u < KU; u++)
+#pragma unroll
+            for (int j = 0; j < NW; j++) tc_mma<NW>(acc, a[u], bf[u], j);
+    };
+#pragma unroll 1
+    for (int c = k0; c < k0 + KPS; c += KU) chunk(c);
+}
+/* ---- forward ------------------------------------------------------------------------------- */
+/* Layer L for IMG images: `in` padded NHWC with PSI floats per position (in_is per image),
+ * wt the fragment-ordered weights (wlayout.h WL_TF*), b the bias. */
+template <class L, int IMG, int NT, int PSI>
+struct FwdTc {
+    static constexpr int HW = L::HO * L::WO, M = IMG * HW, WP = L::W + 2 * L::P, NWARP = NT / 32;
+    static constexpr int KC = L::CIN / 8, KST = L::K * L::K * KC, N8 = L::COUT / 8, MT = (M + 15) / 16;
+    static constexpr int NW = (N8 % 2 == 0 && MT * N8 / 2 >= NWARP) ? 2 : 1, NG = N8 / NW;
+    static constexpr int KS = tc_pick_ks(MT * NG, KST, NWARP), ITEMS = MT * NG * KS;
+    static constexpr int KPS = KST / KS, KU = tc_chunk(KPS); /* k-steps per split, per chunk */
+    static_assert(KST % KS == 0, "equal splits");
+    static_assert(L::CIN % 8 == 0 && L::COUT % 8 == 0 && PSI >= L::CIN && PSI % 2 == 0, "TC tiling");
+    static_assert(KS == 1 || KS * M * L::COUT <= sk_floats(true), "split-K scratch");
+
+    HD static void pos(int m, int &img, int &oh, int &ow) {
+        img = m / HW;
+        const int q = m % HW;
+        oh = q / L::WO, ow = q % L::WO;
+    }
+    template <class Epi>
+    HD static void compute(int tid, const float *in, int in_is, const float *__restrict__ wt,
+                           const float *__restrict__ b, float *sk, const Epi &epi) {
+        if (TC_NL > 1 && tid % 32) return;
+        const int warp = tid / 32, lane0 = TC_NL == 1 ? tid % 32 : 0;
+        for (int it = warp; it < ITEMS; it += NWARP) {
+            const int ng = it % NG, r = it / NG, mt = r % MT, ks = r / MT;
+            const float *base[TC_NL][2] = {};
+#pragma unroll
+            for (int l = 0; l < TC_NL; l++)
+#pragma unroll
+                for (int h = 0; h < 2; h++) {
+                    const int lane = lane0 + l, m = mt * 16 + lane / 4 + 8 * h, mc = m < M ? m : M - 1;
+                    int img, oh, ow;
+                    pos(mc, img, oh, ow);
+                    base[l][h] = in + img * in_is + (oh * L::S * WP + ow * L::S) * PSI + lane % 4;
+                }
+            float acc[TC_NL][NW][4];
+            tc_item<NW, KPS, KU>(acc, base, [](int kk, int, int *o) {
+                const int tap = kk / KC, c8 = kk - tap * KC, kh = tap / L::K, kw = tap - kh * L::K;
+                o[0] = (kh * WP + kw) * PSI + c8 * 8, o[1] = o[0] + 4;
+            }, wt, N8, ng * NW, ks * KPS, lane0);
+#pragma unroll
+            for (int l = 0; l < TC_NL; l++) {
+                const int lane = lane0 + l;
+#pragma unroll
+                for (int j = 0; j < NW; j++)
+#pragma unroll
+                    for (int h = 0; h < 2; h++) {
+                        const int m = mt * 16 + lane / 4 + 8 * h, co = (ng * NW + j) * 8 + 2 * (lane % 4);
+                        if (m >= M) continue;
+                        if (KS == 1) {
+                            int img, oh, ow;
+                            pos(m, img, oh, ow);
+                            epi.vec2(img, oh, ow, co, acc[l][j][2 * h] + LDG(b + co), acc[l][j][2 * h + 1] + LDG(b + co + 1));
+                        } else {
+                            *reinterpret_cast<float2 *>(sk + (ks * M + m) * L::COUT + co) =
+                                make_float2(acc[l][j][2 * h], acc[l][j][2 * h + 1]);
+                        }
+                    }
+            }
+        }
+    }
+    /* Split-K: the partials summed in split order, plus the bias, through the epilogue. */
+    template <class Epi>
+    HD static void reduce(int tid, const float *sk, const float *__restrict__ b, const Epi &epi) {
+        for (int idx = tid; idx < M * L::COUT; idx += NT) {
+            const int m = idx / L::COUT, co = idx % L::COUT;
+            float s = 0.0f;
+            for (int k = 0; k < KS; k++) s += sk[(k * M + m) * L::COUT + co];
+            int img, oh, ow;
+            pos(m, img, oh, ow);
+            epi(img, oh, ow, co, s + LDG(b + co));
+        }
+    }
+};
+
+/* ---- input gradient, by output-parity class ----------------------------------------------- */
+/* Taps of parity class c = RH * S + RW (Cls in fused.cuh), and the classes' order in the
+ * fragment-ordered backward weights (wlayout.h WL_TB*): class after class, taps th-major. */
+template <class L>
+HD constexpr int tc_cls_taps(int c) {
+    const int rh = c / L::S, rw = c % L::S;
+    const int nh = (L::K - (rh + L::P) % L::S + L::S - 1) / L::S, nw = (L::K - (rw + L::P) % L::S + L::S - 1) / L::S;
+    return nh * nw;
+}
+template <class L>
+HD constexpr int tc_cls_woff(int c) { /* floats before class c's fragments */
+    int o = 0;
+    for (int i = 0; i < c; i++) o += tc_cls_taps<L>(i) * L::COUT * L::CIN;
+    return o;
+}
+
+/* G: dL/dz of the layer's output, GC floats per position, (HO + pad) x (WO + pad) (gw wide,
+ * g_is per image); writes epi(img, ih, iw, ci, dL/d input). */
+template <class L, int IMG, int NT, int GC>
+struct BwdTc {
+    static constexpr int NCLS = L::S * L::S, U = L::H / L::S, HWC = U * U, M = IMG * HWC, NWARP = NT / 32;
+    static constexpr int KC = L::COUT / 8, N8 = L::CIN / 8, MT = (M + 15) / 16;
+    static constexpr int NW = (N8 % 2 == 0 && MT * N8 / 2 >= NWARP / 2) ? 2 : 1, NG = N8 / NW, PER = MT * NG;
+    static_assert(L::S == 2 && L::COUT % 8 == 0 && L::CIN % 8 == 0 && GC >= L::COUT && GC % 2 == 0, "TC tiling");
+    /* Class c's splits: one per two taps, so that items are about equal (1, 2, 2, 4 taps for
+     * k3: 1, 1, 1, 2 splits).  The heavy class's items are dealt first (ORDER), round-robin
+     * over the warps. */
+    HD static constexpr int ksc(int c) { return tc_cls_taps<L>(c) >= 4 ? tc_cls_taps<L>(c) / 2 : 1; }
+    HD static constexpr int order(int i) { return i == 0 ? 3 : i == 1 ? 1 : i == 2 ? 2 : 0; }
+    HD static constexpr int item_off(int c) { /* first item of class c in dealing order */
+        int o = 0;
+        for (int i = 0; i < NCLS && order(i) != c; i++) o += PER * ksc(order(i));
+        return o;
+    }
+    HD static constexpr int slot(int c) { /* first partial slot of class c (split classes only) */
+        int s = 0;
+        for (int i = 0; i < c; i++) s += ksc(i) > 1 ? ksc(i) : 0;
+        return s;
+    }
+    static constexpr int SLOTS = slot(NCLS);
+    static constexpr bool REDUCE = SLOTS > 0;
+    static_assert(SLOTS * M * L::CIN <= sk_floats(true), "split-K scratch");
+
+    template <int RH, int RW, class Epi>
+    HD static void cls(int tid, const float *G, int g_is, int gw, const float *__restrict__ wt, float *sk,
+                       const Epi &epi) {
+        using CH = Cls<L, RH>;
+        using CW = Cls<L, RW>;
+        constexpr int C = RH * L::S + RW, TAPS = CH::NT * CW::NT, KST = TAPS * KC, KSC = ksc(C), OFF = item_off(C),
+                      SL = slot(C), KPS = KST / KSC, KU = tc_chunk(KPS);
+        static_assert(KST % KSC == 0, "equal splits");
+        constexpr int WOFF = tc_cls_woff<L>(C);
+        static_assert(TAPS == tc_cls_taps<L>(C), "class taps");
+        const float *wc = wt + WOFF;
+        const int warp = tid / 32, lane0 = TC_NL == 1 ? tid % 32 : 0;
+        for (int it = ((warp - OFF) % NWARP + NWARP) % NWARP; it < PER * KSC; it += NWARP) {
+            const int ng = it % NG, r = it / NG, mt = r % MT, ks = r / MT;
+            const float *base[TC_NL][2] = {};
+#pragma unroll
+            for (int l = 0; l < TC_NL; l++)
+#pragma unroll
+                for (int h = 0; h < 2; h++) {
+                    const int lane = lane0 + l, m = mt * 16 + lane / 4 + 8 * h, mc = m < M ? m : M - 1;
+                    const int img = mc / HWC, q = mc % HWC, u = q / U, v = q % U;
+                    base[l][h] = G + img * g_is + (u * gw + v) * GC + lane % 4;
+                }
+            float acc[TC_NL][NW][4];
+            tc_item<NW, KPS, KU>(acc, base, [gw](int kk, int, int *o) {
+                const int tp = kk / KC, c8 = kk - tp * KC, th = tp / CW::NT, tw = tp - th * CW::NT;
+                o[0] = ((CH::D0 - th) * gw + (CW::D0 - tw)) * GC + c8 * 8, o[1] = o[0] + 4;
+            }, wc, N8, ng * NW, ks * KPS, lane0);
+#pragma unroll
+            for (int l = 0; l < TC_NL; l++) {
+                const int lane = lane0 + l;
+#pragma unroll
+                for (int j = 0; j < NW; j++)
+#pragma unroll
+                    for (int h = 0; h < 2; h++) {
+                        const int m = mt * 16 + lane / 4 + 8 * h, ci = (ng * NW + j) * 8 + 2 * (lane % 4);
+                        if (m >= M) continue;
+                        if (KSC == 1) {
+                            const int img = m / HWC, q = m % HWC, u = q / U, v = q % U;
+                            epi.vec2(img, u * L::S + RH, v * L::S + RW, ci, acc[l][j][2 * h], acc[l][j][2 * h + 1]);
+                        } else {
+                            *reinterpret_cast<float2 *>(sk + ((SL + ks) * M + m) * L::CIN + ci) =
+                                make_float2(acc[l][j][2 * h], acc[l][j][2 * h + 1]);
+                        }
+                    }
+            }
+        }
+    }
+    template <class Epi>
+    HD static void compute(int tid, const float *G, int g_is, int gw, const float *__restrict__ wt, float *sk,
+                           const Epi &epi) {
+        if (TC_NL > 1 && tid % 32) return;
+        cls<1, 1>(tid, G, g_is, gw, wt, sk, epi);
+        cls<0, 1>(tid, G, g_is, gw, wt, sk, epi);
+        cls<1, 0>(tid, G, g_is, gw, wt, sk, epi);
+        cls<0, 0>(tid, G, g_is, gw, wt, sk, epi);
+    }
+    /* The split classes' partials, summed in split order, through the epilogue. */
+    template <class Epi>
+    HD static void reduce(int tid, const float *sk, const Epi &epi) {
+        for (int idx = tid; idx < NCLS * M * L::CIN; idx += NT) {
+            const int ci = idx % L::CIN, m = (idx / L::CIN) % M, c = idx / (L::CIN * M);
+            const int k = c == 0 ? ksc(0) : c == 1 ? ksc(1) : c == 2 ? ksc(2) : ksc(3);
+            if (k == 1) continue;
+            const int sl = c == 0 ? slot(0) : c == 1 ? slot(1) : c == 2 ? slot(2) : slot(3);
+            float s = 0.0f;
+            for (int i = 0; i < k; i++) s += sk[((sl + i) * M + m) * L::CIN + ci];
+            const int img = m / HWC, q = m % HWC, u = q / U, v = q % U;
+            epi(img, u * L::S + c / L::S, v * L::S + c % L::S, ci, s);
+        }
+    }
+};
+
+/* ---- L0 (1 -> 16, k5 s2 p4) ------------------------------------------------------------- */
+/* Forward: K = 25 taps of the one input channel, padded to 4 k-steps (B's rows 25-31 are
+ * zero, so those A columns read any finite value: x[0] of the row).  X: the padded 36x36
+ * chain state. */
+template <int IMG, int NT>
+struct FwdTc0 {
+    using L = G0;
+    static constexpr int HW = L::HO * L::WO, M = IMG * HW, XW = L::W + 2 * L::P, NWARP = NT / 32;
+    static constexpr int KPS = 4, KU = 4, N8 = 2, NW = 2, MT = M / 16, ITEMS = MT;
+    static_assert(M % 16 == 0 && L::K * L::K <= 8 * KPS, "L0 tiling");
+    HD static int koff(int k) { return k < L::K * L::K ? (k / L::K) * XW + k % L::K : 0; }
+    template <class Epi>
+    HD static void compute(int tid, const float *X, int x_is, const float *__restrict__ wt,
+                           const float *__restrict__ b, const Epi &epi) {
+        if (TC_NL > 1 && tid % 32) return;
+        const int warp = tid / 32, lane0 = TC_NL == 1 ? tid % 32 : 0;
+        for (int mt = warp; mt < MT; mt += NWARP) {
+            const float *base[TC_NL][2] = {};
+#pragma unroll
+            for (int l = 0; l < TC_NL; l++)
+#pragma unroll
+                for (int h = 0; h < 2; h++) {
+                    const int m = mt * 16 + (lane0 + l) / 4 + 8 * h, img = m / HW, q = m % HW;
+                    base[l][h] = X + img * x_is + (q / L::WO) * L::S * XW + (q % L::WO) * L::S;
+                }
+            float acc[TC_NL][NW][4];
+            tc_item<NW, KPS, KU>(acc, base, [](int kk, int lane, int *o) {
+                o[0] = koff(kk * 8 + lane % 4), o[1] = koff(kk * 8 + lane % 4 + 4);
+            }, wt, N8, 0, 0, lane0);
+#pragma unroll
+            for (int l = 0; l < TC_NL; l++) {
+                const int lane = lane0 + l;
+#pragma unroll
+                for (int j = 0; j < NW; j++)
+#pragma unroll
+                    for (int h = 0; h < 2; h++) {
+                        const int m = mt * 16 + lane / 4 + 8 * h, co = j * 8 + 2 * (lane % 4), q = m % HW;
+                        epi.vec2(m / HW, q / L::WO, q % L::WO, co, acc[l][j][2 * h] + LDG(b + co),
+                                 acc[l][j][2 * h + 1] + LDG(b + co + 1));
+                    }
+            }
+        }
+    }
+};
+
+/* Input gradient, dE/dx: the four parity classes at once.  Output-grid point (u, v) of class
+ * (RH, RW) is x[2u + RH][2v + RW]; every class reads G at (u + wh, v + ww), wh, ww < 3, with
+ * kernel tap (RH + 4 - 2 wh, RW + 4 - 2 ww) where that is < 5.  So one GEMM does all:
+ * rows (image, u, v), K = 9 window points x 16 channels, columns n = RH * 2 + RW (4 of the
+ * 8; B is zero where a window point is no tap of a class).  Lane t = 0 (1) holds classes 0, 1
+ * (2, 3): x[2u + t][2v], x[2u + t][2v + 1], one 8-byte store to Q (28 wide). */
+template <int IMG, int NT, int GC>
+struct BwdTc0 {
+    using L = G0;
+    static constexpr int U = L::H / L::S, HWC = U * U, M = IMG * HWC, NWARP = NT / 32, KC = L::COUT / 8;
+    static constexpr int KPS = 9 * KC, KU = tc_chunk(KPS), MT = (M + 15) / 16;
+    static_assert(L::S == 2 && L::K == 5 && L::P == 4 && GC % 2 == 0, "L0's window form");
+    HD static void compute(int tid, const float *G, int g_is, int gw, const float *__restrict__ wt, float *Q,
+                           int q_is) {
+        if (TC_NL > 1 && tid % 32) return;
+        const int warp = tid / 32, lane0 = TC_NL == 1 ? tid % 32 : 0;
+        for (int mt = warp; mt < MT; mt += NWARP) {
+            const float *base[TC_NL][2] = {};
+#pragma unroll
+            for (int l = 0; l < TC_NL; l++)
+#pragma unroll
+                for (int h = 0; h < 2; h++) {
+                    const int lane = lane0 + l, m = mt * 16 + lane / 4 + 8 * h, mc = m < M ? m : M - 1;
+                    const int img = mc / HWC, q = mc % HWC;
+                    base[l][h] = G + img * g_is + ((q / U) * gw + q % U) * GC + lane % 4;
+                }
+            float acc[TC_NL][1][4];
+            tc_item<1, KPS, KU>(acc, base, [gw](int kk, int, int *o) {
+                const int w = kk / KC, c8 = kk - w * KC;
+                o[0] = ((w / 3) * gw + w % 3) * GC + c8 * 8, o[1] = o[0] + 4;
+            }, wt, 1, 0, 0, lane0);
+#pragma unroll
+            for (int l = 0; l < TC_NL; l++) {
+                const int lane = lane0 + l, t = lane % 4;
+                if (t > 1) continue; /* columns 4-7: no class */
+#pragma unroll
+                for (int h = 0; h < 2; h++) {
+                    const int m = mt * 16 + lane / 4 + 8 * h;
+                    if (m >= M) continue;
+                    const int img = m / HWC, q = m % HWC, u = q / U, v = q % U;
+                    *reinterpret_cast<float2 *>(Q + img * q_is + (2 * u + t) * 28 + 2 * v) =
+                        make_float2(acc[l][0][2 * h], acc[l][0][2 * h + 1]);
+                }
+            }
+        }
+    }
+};
+
+#endif
