@@ -249,7 +249,6 @@ ebm_status backend_cuda_energy(void *ctx, const float *x, int n, const int *y, f
 }
 
 void backend_cuda_set_shape(void *ctx, int shape) { ((cuda_ctx *)ctx)->shape = shape; }
-int backend_cuda_shape(void *ctx) { return ((cuda_ctx *)ctx)->shape; }
 
 const float *backend_cuda_weights(void *ctx) { return ((cuda_ctx *)ctx)->wts; }
 

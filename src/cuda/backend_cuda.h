@@ -17,7 +17,6 @@ ebm_status backend_cuda_energy(void *ctx, const float *x, int n, const int *y, f
 /* Block shape of the ULA kernel for later sample() calls: an index of cu_chain_shapes, or
  * -1 (-2) for the automatic fp32 (TF32) pick; the backend starts with hp->tf32's pick. */
 void backend_cuda_set_shape(void *ctx, int shape);
-int backend_cuda_shape(void *ctx);
 
 /* The device buffer of weights in the kernels' layout (wlayout.h), for benchmarks that
  * launch the chain kernel directly. */

@@ -75,7 +75,7 @@ static ebm_status chains_nout(const LvArgs *a, int shape, cudaStream_t st) {
     /* the ten-output head has version 1's shapes and the two version-2 shapes that
      * cu_chain_pick takes (5-8 are compiled for one output only, to keep the build short) */
     if (shape < 0 || (NOUT != 1 && ((shape >= 5 && shape <= 8) || shape == 11 || shape == 12)))
-        shape = cu_chain_pick(a->n, shape == CU_PICK_TF32 || (shape >= 0 && (shapes[shape].pol & POL_TC)));
+        shape = cu_chain_pick(a->n, shape == CU_PICK_TF32);
     if constexpr (NOUT == 1) {
         switch (shape) {
         case 5: return launch_chains<1, 256, NOUT, false, 2, POL_PAR>(a, st);

@@ -216,6 +216,21 @@ struct EpiPlain {
     HD void operator()(int img, int ih, int iw, int ci, float v) const { O[img * o_is + (ih * ow_ + iw) * c + ci] = v; }
 };
 
+/* ---- split-K sum of a forward layer (Fwd and tc.cuh's FwdTc) ------------------------------- */
+/* KS splits of M positions (image, row, column) x COUT, each output's partials in split order,
+ * plus the bias, through the scalar epilogue. */
+template <class L, int NT, int M, int KS, class Epi>
+HD void fwd_reduce(int tid, const float *sk, const float *__restrict__ b, const Epi &epi) {
+    constexpr int HW = L::HO * L::WO;
+    for (int idx = tid; idx < M * L::COUT; idx += NT) {
+        const int m = idx / L::COUT, co = idx % L::COUT;
+        float s = 0.0f;
+        for (int k = 0; k < KS; k++) s += sk[(k * M + m) * L::COUT + co];
+        const int img = m / HW, q = m % HW;
+        epi(img, q / L::WO, q % L::WO, co, s + LDG(b + co));
+    }
+}
+
 /* ---- forward convolution ------------------------------------------------------------------- */
 /* One layer's forward for IMG images: `in` is the padded NHWC input (in_is floats per image),
  * wf the weights [K*K][CIN][COUT], b the bias.  Items: (split, position group, channel group). */
@@ -315,13 +330,7 @@ struct Fwd {
     /* Split-K: sums the partials in split order, adds the bias, applies the epilogue. */
     template <class Epi>
     HD static void reduce(int tid, const float *sk, const float *__restrict__ b, const Epi &epi) {
-        for (int idx = tid; idx < M * L::COUT; idx += NT) {
-            const int m = idx / L::COUT, co = idx % L::COUT;
-            float s = 0.0f;
-            for (int k = 0; k < KS; k++) s += sk[(k * M + m) * L::COUT + co];
-            const int img = m / HW, q = m % HW;
-            epi(img, q / L::WO, q % L::WO, co, s + LDG(b + co));
-        }
+        fwd_reduce<L, NT, M, KS>(tid, sk, b, epi);
     }
 };
 

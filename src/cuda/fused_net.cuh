@@ -127,6 +127,18 @@ struct FusedNet {
     using U0 = BwdTc0<IMG, NT, Y::D1C>;
     /* the epilogue of L0 (A1's positions are 16-byte aligned only without TC) */
     using EpiSw0 = typename std::conditional<TC, EpiSwish2, EpiSwish>::type;
+    /* L1-L3 as run, forward and input gradient, and their weights: fp32 or tensor cores (the
+     * two forms take the same arguments) */
+    template <class A, class B>
+    using Pick = typename std::conditional<TC, A, B>::type;
+    using FL1 = Pick<T1, F1>;
+    using FL2 = Pick<T2, F2>;
+    using FL3 = Pick<T3, F3>;
+    using BL1 = Pick<U1, B1>;
+    using BL2 = Pick<U2, B2>;
+    using BL3 = Pick<U3, B3>;
+    static constexpr int WF1 = TC ? WL_TF1 : WL_F1, WF2 = TC ? WL_TF2 : WL_F2, WF3 = TC ? WL_TF3 : WL_F3,
+                         WB1 = TC ? WL_TB1 : WL_R1, WB2 = TC ? WL_TB2 : WL_R2, WB3 = TC ? WL_TB3 : WL_R3;
 
     /* Zeroes the border of pad p of a W x W x C buffer (interior untouched). */
     HD static void zero_border(int tid, float *buf, int is, int W, int C, int p) {
@@ -157,8 +169,7 @@ struct FusedNet {
         float *D1 = sm + Y::oD1, *D2 = sm + Y::oD2, *D3 = sm + Y::oD3, *D4 = sm + Y::oD4, *D5 = sm + Y::oD5;
         float *SK = sm + Y::oSK;
         const EpiSwish e0s = {P, D1, Y::A1_IS, Y::A1W, G1::P, Y::D1_IS, Y::D1W, Y::A1C, Y::D1C};
-        EpiSw0 e0;
-        static_cast<EpiSwish &>(e0) = e0s;
+        const EpiSw0 e0{e0s};
         const EpiSwish e1 = {Q, D2, Y::A2_IS, Y::A2W, G2::P, Y::D2_IS, Y::D2W, Y::A2C, Y::D2C};
         const EpiSwish e2 = {P, D3, Y::A3_IS, Y::A3W, G3::P, Y::D3_IS, Y::D3W, Y::A3C, Y::D3C};
         const EpiSwish e3 = {Q, D4, Y::A4_IS, 2, 0, Y::D4_IS, Y::D4W, 64, Y::D4C};
@@ -170,38 +181,23 @@ struct FusedNet {
             if (dA) dump(t, dA[0], X, Y::X_IS, nval);
         });
         if (!TC0 && F0::KS > 1) ex.par([&](int t) { F0::reduce(t, SK, W + WL_B0, e0); });
-        if constexpr (TC) { /* no training dumps: k_train runs the fp32 layers */
-            ex.par([&](int t) {
-                zero_border(t, Q, Y::A2_IS, Y::A2W, Y::A2C, G2::P);
-                T1::compute(t, P, Y::A1_IS, W + WL_TF1, W + WL_B1, SK, e1);
-            });
-            if (T1::KS > 1) ex.par([&](int t) { T1::reduce(t, SK, W + WL_B1, e1); });
-            ex.par([&](int t) {
-                zero_border(t, P, Y::A3_IS, Y::A3W, Y::A3C, G3::P);
-                T2::compute(t, Q, Y::A2_IS, W + WL_TF2, W + WL_B2, SK, e2);
-            });
-            if (T2::KS > 1) ex.par([&](int t) { T2::reduce(t, SK, W + WL_B2, e2); });
-            ex.par([&](int t) { T3::compute(t, P, Y::A3_IS, W + WL_TF3, W + WL_B3, SK, e3); });
-            if (T3::KS > 1) ex.par([&](int t) { T3::reduce(t, SK, W + WL_B3, e3); });
-        } else {
-            ex.par([&](int t) {
-                zero_border(t, Q, Y::A2_IS, Y::A2W, 32, G2::P);
-                F1::compute(t, P, Y::A1_IS, W + WL_F1, W + WL_B1, SK, e1);
-                if (dA) dump(t, dA[1], P, Y::A1_IS, nval);
-            });
-            if (F1::KS > 1) ex.par([&](int t) { F1::reduce(t, SK, W + WL_B1, e1); });
-            ex.par([&](int t) {
-                zero_border(t, P, Y::A3_IS, Y::A3W, 64, G3::P);
-                F2::compute(t, Q, Y::A2_IS, W + WL_F2, W + WL_B2, SK, e2);
-                if (dA) dump(t, dA[2], Q, Y::A2_IS, nval);
-            });
-            if (F2::KS > 1) ex.par([&](int t) { F2::reduce(t, SK, W + WL_B2, e2); });
-            ex.par([&](int t) {
-                F3::compute(t, P, Y::A3_IS, W + WL_F3, W + WL_B3, SK, e3);
-                if (dA) dump(t, dA[3], P, Y::A3_IS, nval);
-            });
-            if (F3::KS > 1) ex.par([&](int t) { F3::reduce(t, SK, W + WL_B3, e3); });
-        }
+        ex.par([&](int t) {
+            zero_border(t, Q, Y::A2_IS, Y::A2W, Y::A2C, G2::P);
+            FL1::compute(t, P, Y::A1_IS, W + WF1, W + WL_B1, SK, e1);
+            if (dA) dump(t, dA[1], P, Y::A1_IS, nval);
+        });
+        if (FL1::KS > 1) ex.par([&](int t) { FL1::reduce(t, SK, W + WL_B1, e1); });
+        ex.par([&](int t) {
+            zero_border(t, P, Y::A3_IS, Y::A3W, Y::A3C, G3::P);
+            FL2::compute(t, Q, Y::A2_IS, W + WF2, W + WL_B2, SK, e2);
+            if (dA) dump(t, dA[2], Q, Y::A2_IS, nval);
+        });
+        if (FL2::KS > 1) ex.par([&](int t) { FL2::reduce(t, SK, W + WL_B2, e2); });
+        ex.par([&](int t) {
+            FL3::compute(t, P, Y::A3_IS, W + WF3, W + WL_B3, SK, e3);
+            if (dA) dump(t, dA[3], P, Y::A3_IS, nval);
+        });
+        if (FL3::KS > 1) ex.par([&](int t) { FL3::reduce(t, SK, W + WL_B3, e3); });
         ex.par([&](int t) {
             F4::compute(t, Q, Y::A4_IS, W + WL_F4, W + WL_B4, SK, e4);
             if (dA) dump(t, dA[4], Q, Y::A4_IS, nval);
@@ -276,21 +272,12 @@ struct FusedNet {
         const EpiGrad e3 = {D3, Y::D3_IS, Y::D3W, Y::D3C};
         const EpiGrad e2 = {D2, Y::D2_IS, Y::D2W, Y::D2C};
         const EpiGrad e1 = {D1, Y::D1_IS, Y::D1W, Y::D1C};
-        if constexpr (TC) {
-            ex.par([&](int t) { U3::compute(t, D4, Y::D4_IS, Y::D4W, W + WL_TB3, SK, e3); });
-            if (U3::REDUCE) ex.par([&](int t) { U3::reduce(t, SK, e3); });
-            ex.par([&](int t) { U2::compute(t, D3, Y::D3_IS, Y::D3W, W + WL_TB2, SK, e2); });
-            if (U2::REDUCE) ex.par([&](int t) { U2::reduce(t, SK, e2); });
-            ex.par([&](int t) { U1::compute(t, D2, Y::D2_IS, Y::D2W, W + WL_TB1, SK, e1); });
-            if (U1::REDUCE) ex.par([&](int t) { U1::reduce(t, SK, e1); });
-        } else {
-            ex.par([&](int t) { B3::compute(t, D4, Y::D4_IS, Y::D4W, W + WL_R3, SK, e3); });
-            if (B3::REDUCE) ex.par([&](int t) { B3::reduce(t, SK, e3); });
-            ex.par([&](int t) { B2::compute(t, D3, Y::D3_IS, Y::D3W, W + WL_R2, SK, e2); });
-            if (B2::REDUCE) ex.par([&](int t) { B2::reduce(t, SK, e2); });
-            ex.par([&](int t) { B1::compute(t, D2, Y::D2_IS, Y::D2W, W + WL_R1, SK, e1); });
-            if (B1::REDUCE) ex.par([&](int t) { B1::reduce(t, SK, e1); });
-        }
+        ex.par([&](int t) { BL3::compute(t, D4, Y::D4_IS, Y::D4W, W + WB3, SK, e3); });
+        if (BL3::REDUCE) ex.par([&](int t) { BL3::reduce(t, SK, e3); });
+        ex.par([&](int t) { BL2::compute(t, D3, Y::D3_IS, Y::D3W, W + WB2, SK, e2); });
+        if (BL2::REDUCE) ex.par([&](int t) { BL2::reduce(t, SK, e2); });
+        ex.par([&](int t) { BL1::compute(t, D2, Y::D2_IS, Y::D2W, W + WB1, SK, e1); });
+        if (BL1::REDUCE) ex.par([&](int t) { BL1::reduce(t, SK, e1); });
         if (with_dx) {
             const EpiPlain e0 = {Q, Y::Q_IS, 28, 1};
             if constexpr (TC0) {
