@@ -134,20 +134,42 @@ constexpr int pick_ks(int items, int nu, int nt) {
 }
 
 /* ---- epilogues ------------------------------------------------------------------------------ */
-/* Forward: z -> A_next (swish, padded by APAD in an AW-wide buffer) and D (swish', DW wide). */
-struct EpiSwish {
+/* fp32 -> TF32 bits, round to nearest, ties away from zero (cvt.rna.tf32.f32). */
+HD uint32_t hd_tf32(float x) {
+#ifdef __CUDA_ARCH__
+    uint32_t r;
+    asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
+    return r;
+#else
+    uint32_t u = bm_asuint(x);
+    if ((u & 0x7f800000u) != 0x7f800000u) u = (u + 0x1000u) & 0xffffe000u;
+    return u;
+#endif
+}
+HD float hd_tf32_round(float x) { return bm_asfloat(hd_tf32(x)); }
+
+/* The value an epilogue stores: with RT rounded to TF32, for a buffer that only tensor-core
+ * GEMMs read (tc.cuh): what their cvt.rna would do at every load, done once at the store. */
+template <bool RT>
+HD float hd_out(float v) { return RT ? hd_tf32_round(v) : v; }
+
+/* Forward: z -> A_next (swish, padded by APAD in an AW-wide buffer) and D (swish', DW wide).
+ * RT rounds A (not D, which stays an fp32 factor of the backward). */
+template <bool RT = false>
+struct EpiSwishR {
     float *A, *D;
     int a_is, aw, apad, d_is, dw, c, dc; /* c: channels (A's floats per position); dc: D's */
     HD void operator()(int img, int oh, int ow, int co, float z) const {
         float a, d;
         hd_swish(z, &a, &d);
-        A[img * a_is + ((oh + apad) * aw + ow + apad) * c + co] = a;
+        A[img * a_is + ((oh + apad) * aw + ow + apad) * c + co] = hd_out<RT>(a);
         D[img * d_is + (oh * dw + ow) * dc + co] = d;
     }
     /* channels co, co+1 (co even, strides even): one 8-byte store each (tc.cuh) */
     HD void vec2(int img, int oh, int ow, int co, float z0, float z1) const {
         float2 a, d;
         hd_swish(z0, &a.x, &d.x), hd_swish(z1, &a.y, &d.y);
+        a.x = hd_out<RT>(a.x), a.y = hd_out<RT>(a.y);
         *reinterpret_cast<float2 *>(A + img * a_is + ((oh + apad) * aw + ow + apad) * c + co) = a;
         *reinterpret_cast<float2 *>(D + img * d_is + (oh * dw + ow) * dc + co) = d;
     }
@@ -155,58 +177,65 @@ struct EpiSwish {
     HD void vec4(int img, int oh, int ow, int co, const float *z) const {
         float4 a, d;
         hd_swish(z[0], &a.x, &d.x), hd_swish(z[1], &a.y, &d.y), hd_swish(z[2], &a.z, &d.z), hd_swish(z[3], &a.w, &d.w);
+        a.x = hd_out<RT>(a.x), a.y = hd_out<RT>(a.y), a.z = hd_out<RT>(a.z), a.w = hd_out<RT>(a.w);
         *reinterpret_cast<float4 *>(A + img * a_is + ((oh + apad) * aw + ow + apad) * c + co) = a;
         *reinterpret_cast<float4 *>(D + img * d_is + (oh * dw + ow) * dc + co) = d;
     }
 };
+using EpiSwish = EpiSwishR<false>;
 /* EpiSwish for an A buffer of 2 (mod 4) floats per position (Lay's TC A1C): the four
  * channels of vec4 as two 8-byte stores. */
-struct EpiSwish2 : EpiSwish {
+template <bool RT = false>
+struct EpiSwish2 : EpiSwishR<RT> {
     HD void vec4(int img, int oh, int ow, int co, const float *z) const {
-        vec2(img, oh, ow, co, z[0], z[1]);
-        vec2(img, oh, ow, co + 2, z[2], z[3]);
+        this->vec2(img, oh, ow, co, z[0], z[1]);
+        this->vec2(img, oh, ow, co + 2, z[2], z[3]);
     }
 };
 /* *p = v * *p for 4 floats (16-byte aligned): the gradient epilogues' vector form. */
+template <bool RT = false>
 HD void hd_scale4(float *p, const float *v) {
     float4 *q = reinterpret_cast<float4 *>(p);
     float4 r = *q;
-    r.x = FMUL(v[0], r.x), r.y = FMUL(v[1], r.y), r.z = FMUL(v[2], r.z), r.w = FMUL(v[3], r.w);
+    r.x = hd_out<RT>(FMUL(v[0], r.x)), r.y = hd_out<RT>(FMUL(v[1], r.y)), r.z = hd_out<RT>(FMUL(v[2], r.z)),
+    r.w = hd_out<RT>(FMUL(v[3], r.w));
     *q = r;
 }
 /* Backward: v = dL/d(layer input) -> G = v * swish' in place in the D buffer (OW wide, c
- * floats per position). */
-struct EpiGrad {
+ * floats per position).  RT rounds G. */
+template <bool RT = false>
+struct EpiGradR {
     float *D;
     int d_is, dw, c;
     HD void operator()(int img, int ih, int iw, int ci, float v) const {
         float *p = D + img * d_is + (ih * dw + iw) * c + ci;
-        *p = FMUL(v, *p);
+        *p = hd_out<RT>(FMUL(v, *p));
     }
     HD void vec4(int img, int ih, int iw, int ci, const float *v) const {
-        hd_scale4(D + img * d_is + (ih * dw + iw) * c + ci, v);
+        hd_scale4<RT>(D + img * d_is + (ih * dw + iw) * c + ci, v);
     }
     HD void vec2(int img, int ih, int iw, int ci, float v0, float v1) const { /* tc.cuh */
         float2 *q = reinterpret_cast<float2 *>(D + img * d_is + (ih * dw + iw) * c + ci);
         float2 r = *q;
-        r.x = FMUL(v0, r.x), r.y = FMUL(v1, r.y);
+        r.x = hd_out<RT>(FMUL(v0, r.x)), r.y = hd_out<RT>(FMUL(v1, r.y));
         *q = r;
     }
 };
+using EpiGrad = EpiGradR<false>;
 /* Backward of the dense layer L4: input index j (NHWC of 2x2x64) lands in D4 (3x3 positions
  * of DC floats: 64, or Lay's D4C). */
-template <int DC = 64>
+template <int DC = 64, bool RT = false>
 struct EpiGradD4 {
     float *D;
     int d_is, dw;
     HD void operator()(int img, int, int, int j, float v) const {
         const int p = j >> 6, c = j & 63;
         float *q = D + img * d_is + ((p >> 1) * dw + (p & 1)) * DC + c;
-        *q = FMUL(v, *q);
+        *q = hd_out<RT>(FMUL(v, *q));
     }
     HD void vec4(int img, int, int, int j, const float *v) const { /* j % 4 == 0: one position */
         const int p = j >> 6, c = j & 63;
-        hd_scale4(D + img * d_is + ((p >> 1) * dw + (p & 1)) * DC + c, v);
+        hd_scale4<RT>(D + img * d_is + ((p >> 1) * dw + (p & 1)) * DC + c, v);
     }
 };
 /* Backward of L0: dE/dx, plain. */

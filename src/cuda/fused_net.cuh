@@ -126,7 +126,7 @@ struct FusedNet {
     using T0 = FwdTc0<IMG, NT>;
     using U0 = BwdTc0<IMG, NT, Y::D1C>;
     /* the epilogue of L0 (A1's positions are 16-byte aligned only without TC) */
-    using EpiSw0 = typename std::conditional<TC, EpiSwish2, EpiSwish>::type;
+    using EpiSw0 = typename std::conditional<TC, EpiSwish2<TC>, EpiSwish>::type;
     /* L1-L3 as run, forward and input gradient, and their weights: fp32 or tensor cores (the
      * two forms take the same arguments) */
     template <class A, class B>
@@ -168,10 +168,10 @@ struct FusedNet {
         float *X = sm + Y::oX, *P = sm + Y::oP, *Q = sm + Y::oQ, *M = sm + Y::oM;
         float *D1 = sm + Y::oD1, *D2 = sm + Y::oD2, *D3 = sm + Y::oD3, *D4 = sm + Y::oD4, *D5 = sm + Y::oD5;
         float *SK = sm + Y::oSK;
-        const EpiSwish e0s = {P, D1, Y::A1_IS, Y::A1W, G1::P, Y::D1_IS, Y::D1W, Y::A1C, Y::D1C};
+        const EpiSwishR<TC> e0s = {P, D1, Y::A1_IS, Y::A1W, G1::P, Y::D1_IS, Y::D1W, Y::A1C, Y::D1C};
         const EpiSw0 e0{e0s};
-        const EpiSwish e1 = {Q, D2, Y::A2_IS, Y::A2W, G2::P, Y::D2_IS, Y::D2W, Y::A2C, Y::D2C};
-        const EpiSwish e2 = {P, D3, Y::A3_IS, Y::A3W, G3::P, Y::D3_IS, Y::D3W, Y::A3C, Y::D3C};
+        const EpiSwishR<TC> e1 = {Q, D2, Y::A2_IS, Y::A2W, G2::P, Y::D2_IS, Y::D2W, Y::A2C, Y::D2C};
+        const EpiSwishR<TC> e2 = {P, D3, Y::A3_IS, Y::A3W, G3::P, Y::D3_IS, Y::D3W, Y::A3C, Y::D3C};
         const EpiSwish e3 = {Q, D4, Y::A4_IS, 2, 0, Y::D4_IS, Y::D4W, 64, Y::D4C};
         const EpiSwish e4 = {P, D5, Y::A5_IS, 1, 0, Y::D5_IS, 1, 64, 64};
         ex.par([&](int t) {
@@ -266,12 +266,12 @@ struct FusedNet {
                 D5[img * Y::D5_IS + j] = FMUL(s, D5[img * Y::D5_IS + j]);
             }
         });
-        const EpiGradD4<Y::D4C> e4 = {D4, Y::D4_IS, Y::D4W};
+        const EpiGradD4<Y::D4C, TC> e4 = {D4, Y::D4_IS, Y::D4W};
         ex.par([&](int t) { B4::compute(t, D5, Y::D5_IS, 1, W + WL_R4, SK, e4); });
         if (B4::REDUCE) ex.par([&](int t) { B4::reduce(t, SK, e4); });
-        const EpiGrad e3 = {D3, Y::D3_IS, Y::D3W, Y::D3C};
-        const EpiGrad e2 = {D2, Y::D2_IS, Y::D2W, Y::D2C};
-        const EpiGrad e1 = {D1, Y::D1_IS, Y::D1W, Y::D1C};
+        const EpiGradR<TC> e3 = {D3, Y::D3_IS, Y::D3W, Y::D3C};
+        const EpiGradR<TC> e2 = {D2, Y::D2_IS, Y::D2W, Y::D2C};
+        const EpiGradR<TC0> e1 = {D1, Y::D1_IS, Y::D1W, Y::D1C};
         ex.par([&](int t) { BL3::compute(t, D4, Y::D4_IS, Y::D4W, W + WB3, SK, e3); });
         if (BL3::REDUCE) ex.par([&](int t) { BL3::reduce(t, SK, e3); });
         ex.par([&](int t) { BL2::compute(t, D3, Y::D3_IS, Y::D3W, W + WB2, SK, e2); });

@@ -9,11 +9,13 @@
  * reference and the default.
  *
  * A warp item is 16 rows (positions, in (image, row, column) order) x NW*8 columns (output
- * channels) over a range of K; K walks 8 channels of one tap per k-step.  The A fragment
- * comes from the activations in shared memory, where Lay's TC strides (A1C, A2C, ... in
- * fused.cuh) spread a fragment's 8 rows over the banks (at most 2-way conflicts, counted
- * in docs/PERF_CUDA.md run 7); the B fragment from global memory, where wlayout.h keeps the
- * weights in fragment order, already rounded to TF32 (one coalesced 8-byte load per lane).
+ * channels) over a range of K; K walks 8 channels of one tap per k-step, in chunks of a
+ * kernel row (TcRows).  The A fragment comes from the activations in shared memory, where
+ * Lay's TC strides (A1C, A2C, ... in fused.cuh) spread a fragment's 8 rows over the banks
+ * (at most 2-way conflicts, counted in docs/PERF_CUDA.md run 7), stored already rounded to
+ * TF32 by the epilogue that wrote them (fused.cuh's RT); the B fragment from global memory,
+ * where wlayout.h keeps the weights in fragment order, rounded to TF32 too (one coalesced
+ * 8-byte load per lane).
  * Layers with few items split K (KS) and sum the partials in a fixed order, as Fwd does.
  *
  * Fragment layouts (PTX ISA, mma.m16n8k8 .tf32), lane = 4g + t:
@@ -35,20 +37,6 @@ enum { TC_NL = 1 }; /* lanes one thread handles: its own on the GPU */
 #else
 enum { TC_NL = 32 }; /* the whole warp, in lane 0, in the CPU emulation */
 #endif
-
-/* fp32 -> TF32 bits, round to nearest, ties away from zero (cvt.rna.tf32.f32). */
-HD uint32_t hd_tf32(float x) {
-#ifdef __CUDA_ARCH__
-    uint32_t r;
-    asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
-    return r;
-#else
-    uint32_t u = bm_asuint(x);
-    if ((u & 0x7f800000u) != 0x7f800000u) u = (u + 0x1000u) & 0xffffe000u;
-    return u;
-#endif
-}
-HD float hd_tf32_round(float x) { return bm_asfloat(hd_tf32(x)); }
 
 /* d += A b for tile j of the TC_NL lanes' accumulators. */
 template <int NW>
@@ -77,72 +65,90 @@ HD void tc_mma(float (&d)[TC_NL][NW][4], const uint32_t (&a)[TC_NL][4], const ui
 #endif
 }
 
-/* Splits of K: powers of two while the items stay within the warps and each split keeps 8+
- * k-steps. */
-constexpr int tc_pick_ks(int items, int ksteps, int nwarp) {
+/* Splits of K: powers of two while the items stay within the warps, each split keeps 8+
+ * k-steps and whole chunks. */
+constexpr int tc_pick_ks(int items, int ksteps, int nchunks, int nwarp) {
     int ks = 1;
-    while (items * ks * 2 <= nwarp && ksteps / (ks * 2) >= 8) ks *= 2;
+    while (items * ks * 2 <= nwarp && ksteps / (ks * 2) >= 8 && nchunks % (ks * 2) == 0) ks *= 2;
     return ks;
 }
 
-/* k-steps whose loads are issued together before their mma: the largest divisor of a split's
- * k-steps up to 8.  The B fragments come from L2 (the block's shared memory leaves little
- * L1), so a k-step at a time waits one L2 round trip per mma: run 7a measured the first
- * version, one k-step at a time, slower than fp32. */
-HD constexpr int tc_chunk(int ksteps) {
-    int u = 8;
-    while (ksteps % u) u--;
-    return u;
+/* ---- chunks of k-steps ------------------------------------------------------------------- */
+/* A warp item walks K in chunks: the loads of a chunk's KU k-steps are issued together before
+ * their mma (the B fragments come from L2, the block's shared memory leaving little L1: one
+ * k-step at a time measured slower than fp32, run 7a).  A chunk is one row of the kernel (a
+ * tap row kh, or th of a parity class) and CB of its KC channel blocks, all NSUB taps of the
+ * row: k-step u of chunk c reads A at abase(c) + da(u) and the weights' k-step kbase(c) +
+ * dk(u), where da and dk are compile-time constants.  So the per-step offsets are
+ * immediates of the loads and the index arithmetic is paid once per chunk: run 7's version
+ * spent about 30 integer instructions per mma on it (ncu, run 8).
+ * ASUB: A's offset from one tap of the row to the next; arow, KROW: from one row to the next. */
+constexpr int tc_cb(int kc, int nsub) { /* channel blocks per chunk: KU = NSUB * CB <= 8 */
+    int cb = kc;
+    while (cb > 1 && (kc % cb || cb * nsub > 8)) cb--;
+    return cb;
 }
+template <int NSUB, int KC, int ASUB>
+struct TcRows {
+    static constexpr int CB = tc_cb(KC, NSUB), NCB = KC / CB, KU = NSUB * CB, KROW = NSUB * KC;
+    int arow;
+    HD static constexpr int dk(int u) { return (u / CB) * KC + u % CB; }
+    HD static constexpr int da(int u, int col, int) { return (u / CB) * ASUB + (u % CB) * 8 + 4 * col; }
+    HD int abase(int c) const { return (c / NCB) * arow + (c % NCB) * CB * 8; }
+    HD static int kbase(int c) { return (c / NCB) * KROW + (c % NCB) * CB; }
+};
 
-/* A warp item's B fragments of tile nt at k-step kk, for the TC_NL lanes from lane0. */
-template <int NW>
-HD void tc_load_b(uint32_t (&bf)[TC_NL][NW][2], const float *__restrict__ wt, int n8, int kk, int nt0, int lane0) {
-#pragma unroll
-    for (int l = 0; l < TC_NL; l++)
-#pragma unroll
-        for (int j = 0; j < NW; j++) {
-            const float2 v = LDG(reinterpret_cast<const float2 *>(wt) + ((kk * n8 + nt0 + j) * 32 + lane0 + l));
-            bf[l][j][0] = bm_asuint(v.x), bf[l][j][1] = bm_asuint(v.y);
-        }
-}
+/* A operands: the tensor-core layers' inputs and output gradients are stored already rounded
+ * to TF32 (EpiTf32 below), so they load as they are; L0's input, the chain state x, stays
+ * fp32 and is rounded as it loads (CVT). */
+template <bool CVT>
+HD uint32_t tc_ld(const float *p) { return CVT ? hd_tf32(*p) : bm_asuint(*p); }
 
-/* The K loop of one warp item: acc (zeroed here) = A B over k-steps [K0, K0 + KPS), NW tiles
- * of B from tile nt0, chunks of KU k-steps.  base[l][h]: the row of lane lane0 + l's A
- * elements (row g for h 0, g + 8 for h 1); aoff(kk, lane, o): the offsets of its columns t
- * (o[0]) and t + 4 (o[1]) at k-step kk.  (Unrolled whole, with the split's start a constant
- * so that every offset folds, it measured slower: more spills at the 128-register cap, run 7c.) */
-template <int NW, int KPS, int KU, class AOff>
-HD void tc_item(float (&acc)[TC_NL][NW][4], const float *const (&base)[TC_NL][2], const AOff &aoff,
-                const float *__restrict__ wt, int n8, int nt0, int k0, int lane0) {
-    static_assert(KPS % KU == 0, "whole chunks");
+/* The K loop of one warp item: acc (zeroed here) = A B over chunks [c0, c0 + NCH) of the
+ * plan PL (TcRows or FwdTc0's), NW tiles of B from tile nt0.  base[l][h]: the row of lane
+ * lane0 + l's A elements (row g for h 0, g + 8 for h 1), at its column t.  (Unrolled whole,
+ * run 7c measured it slower: spills at the 128-register cap.) */
+template <int NW, int NCH, bool CVT, class PL>
+HD void tc_item(float (&acc)[TC_NL][NW][4], const float *const (&base)[TC_NL][2], const PL &pl,
+                const float *__restrict__ wt, int n8, int nt0, int c0, int lane0) {
+    constexpr int KU = PL::KU;
 #pragma unroll
     for (int l = 0; l < TC_NL; l++)
 #pragma unroll
         for (int j = 0; j < NW; j++)
 #pragma unroll
             for (int e = 0; e < 4; e++) acc[l][j][e] = 0.0f;
-    auto chunk = [&](int c) {
+    const float2 *w2 = reinterpret_cast<const float2 *>(wt) + nt0 * 32 + lane0;
+#pragma unroll 1
+    for (int c = c0; c < c0 + NCH; c++) {
+        const float2 *wc = w2 + pl.kbase(c) * n8 * 32;
+        const int ao = pl.abase(c);
         uint32_t a[KU][TC_NL][4], bf[KU][TC_NL][NW][2];
 #pragma unroll
-        for (int u = 0; u < KU; u++) tc_load_b<NW>(bf[u], wt, n8, c + u, nt0, lane0);
+        for (int u = 0; u < KU; u++)
+#pragma unroll
+            for (int l = 0; l < TC_NL; l++)
+#pragma unroll
+                for (int j = 0; j < NW; j++) {
+                    const float2 v = LDG(wc + (PL::dk(u) * n8 + j) * 32 + l);
+                    bf[u][l][j][0] = bm_asuint(v.x), bf[u][l][j][1] = bm_asuint(v.y);
+                }
 #pragma unroll
         for (int u = 0; u < KU; u++)
 #pragma unroll
             for (int l = 0; l < TC_NL; l++) {
-                int o[2];
-                aoff(c + u, lane0 + l, o);
-                a[u][l][0] = hd_tf32(base[l][0][o[0]]), a[u][l][1] = hd_tf32(base[l][1][o[0]]);
-                a[u][l][2] = hd_tf32(base[l][0][o[1]]), a[u][l][3] = hd_tf32(base[l][1][o[1]]);
+                const float *p0 = base[l][0] + ao, *p1 = base[l][1] + ao;
+                const int o0 = pl.da(u, 0, lane0 + l), o1 = pl.da(u, 1, lane0 + l);
+                a[u][l][0] = tc_ld<CVT>(p0 + o0), a[u][l][1] = tc_ld<CVT>(p1 + o0);
+                a[u][l][2] = tc_ld<CVT>(p0 + o1), a[u][l][3] = tc_ld<CVT>(p1 + o1);
             }
 #pragma unroll
         for (int u = 0; u < KU; u++)
 #pragma unroll
             for (int j = 0; j < NW; j++) tc_mma<NW>(acc, a[u], bf[u], j);
-    };
-#pragma unroll 1
-    for (int c = k0; c < k0 + KPS; c += KU) chunk(c);
+    }
 }
+
 /* ---- forward ------------------------------------------------------------------------------- */
 /* Layer L for IMG images: `in` padded NHWC with PSI floats per position (in_is per image),
  * wt the fragment-ordered weights (wlayout.h WL_TF*), b the bias. */
@@ -151,9 +157,11 @@ struct FwdTc {
     static constexpr int HW = L::HO * L::WO, M = IMG * HW, WP = L::W + 2 * L::P, NWARP = NT / 32;
     static constexpr int KC = L::CIN / 8, KST = L::K * L::K * KC, N8 = L::COUT / 8, MT = (M + 15) / 16;
     static constexpr int NW = (N8 % 2 == 0 && MT * N8 / 2 >= NWARP) ? 2 : 1, NG = N8 / NW;
-    static constexpr int KS = tc_pick_ks(MT * NG, KST, NWARP), ITEMS = MT * NG * KS;
-    static constexpr int KPS = KST / KS, KU = tc_chunk(KPS); /* k-steps per split, per chunk */
-    static_assert(KST % KS == 0, "equal splits");
+    /* chunks: a kernel row kh; the next tap is PSI floats on, the next row WP * PSI */
+    using R = TcRows<L::K, KC, PSI>;
+    static constexpr int NCHT = L::K * R::NCB; /* chunks in all */
+    static constexpr int KS = tc_pick_ks(MT * NG, KST, NCHT, NWARP), ITEMS = MT * NG * KS, NCH = NCHT / KS;
+    static_assert(NCHT % KS == 0, "equal splits");
     static_assert(L::CIN % 8 == 0 && L::COUT % 8 == 0 && PSI >= L::CIN && PSI % 2 == 0, "TC tiling");
     static_assert(KS == 1 || KS * M * L::COUT <= sk_floats(true), "split-K scratch");
 
@@ -180,10 +188,7 @@ struct FwdTc {
                     base[l][h] = in + img * in_is + (oh * L::S * WP + ow * L::S) * PSI + lane % 4;
                 }
             float acc[TC_NL][NW][4];
-            tc_item<NW, KPS, KU>(acc, base, [](int kk, int, int *o) {
-                const int tap = kk / KC, c8 = kk - tap * KC, kh = tap / L::K, kw = tap - kh * L::K;
-                o[0] = (kh * WP + kw) * PSI + c8 * 8, o[1] = o[0] + 4;
-            }, wt, N8, ng * NW, ks * KPS, lane0);
+            tc_item<NW, NCH, false>(acc, base, R{WP * PSI}, wt, N8, ng * NW, ks * NCH, lane0);
 #pragma unroll
             for (int l = 0; l < TC_NL; l++) {
                 const int lane = lane0 + l;
@@ -260,9 +265,12 @@ struct BwdTc {
                        const Epi &epi) {
         using CH = Cls<L, RH>;
         using CW = Cls<L, RW>;
-        constexpr int C = RH * L::S + RW, TAPS = CH::NT * CW::NT, KST = TAPS * KC, KSC = ksc(C), OFF = item_off(C),
-                      SL = slot(C), KPS = KST / KSC, KU = tc_chunk(KPS);
-        static_assert(KST % KSC == 0, "equal splits");
+        constexpr int C = RH * L::S + RW, TAPS = CH::NT * CW::NT, KSC = ksc(C), OFF = item_off(C), SL = slot(C);
+        /* chunks: a tap row th (G one row up, gw * GC floats back); the next tap tw is one
+         * position back */
+        using R = TcRows<CW::NT, KC, -GC>;
+        constexpr int NCHT = CH::NT * R::NCB, NCH = NCHT / KSC;
+        static_assert(NCHT % KSC == 0, "equal splits");
         constexpr int WOFF = tc_cls_woff<L>(C);
         static_assert(TAPS == tc_cls_taps<L>(C), "class taps");
         const float *wc = wt + WOFF;
@@ -276,13 +284,10 @@ struct BwdTc {
                 for (int h = 0; h < 2; h++) {
                     const int lane = lane0 + l, m = mt * 16 + lane / 4 + 8 * h, mc = m < M ? m : M - 1;
                     const int img = mc / HWC, q = mc % HWC, u = q / U, v = q % U;
-                    base[l][h] = G + img * g_is + (u * gw + v) * GC + lane % 4;
+                    base[l][h] = G + img * g_is + ((u + CH::D0) * gw + v + CW::D0) * GC + lane % 4;
                 }
             float acc[TC_NL][NW][4];
-            tc_item<NW, KPS, KU>(acc, base, [gw](int kk, int, int *o) {
-                const int tp = kk / KC, c8 = kk - tp * KC, th = tp / CW::NT, tw = tp - th * CW::NT;
-                o[0] = ((CH::D0 - th) * gw + (CW::D0 - tw)) * GC + c8 * 8, o[1] = o[0] + 4;
-            }, wc, N8, ng * NW, ks * KPS, lane0);
+            tc_item<NW, NCH, false>(acc, base, R{-gw * GC}, wc, N8, ng * NW, ks * NCH, lane0);
 #pragma unroll
             for (int l = 0; l < TC_NL; l++) {
                 const int lane = lane0 + l;
@@ -337,9 +342,17 @@ template <int IMG, int NT>
 struct FwdTc0 {
     using L = G0;
     static constexpr int HW = L::HO * L::WO, M = IMG * HW, XW = L::W + 2 * L::P, NWARP = NT / 32;
-    static constexpr int KPS = 4, KU = 4, N8 = 2, NW = 2, MT = M / 16, ITEMS = MT;
-    static_assert(M % 16 == 0 && L::K * L::K <= 8 * KPS, "L0 tiling");
+    static constexpr int KST = 4, N8 = 2, NW = 2, MT = M / 16, ITEMS = MT;
+    static_assert(M % 16 == 0 && L::K * L::K <= 8 * KST, "L0 tiling");
     HD static int koff(int k) { return k < L::K * L::K ? (k / L::K) * XW + k % L::K : 0; }
+    /* tc_item's plan: one chunk of the 4 k-steps; column t of k-step u is tap 8 u + t */
+    struct Plan {
+        static constexpr int KU = KST;
+        HD static constexpr int dk(int u) { return u; }
+        HD static int da(int u, int col, int lane) { return koff(u * 8 + lane % 4 + 4 * col); }
+        HD static int abase(int) { return 0; }
+        HD static int kbase(int) { return 0; }
+    };
     template <class Epi>
     HD static void compute(int tid, const float *X, int x_is, const float *__restrict__ wt,
                            const float *__restrict__ b, const Epi &epi) {
@@ -355,9 +368,7 @@ struct FwdTc0 {
                     base[l][h] = X + img * x_is + (q / L::WO) * L::S * XW + (q % L::WO) * L::S;
                 }
             float acc[TC_NL][NW][4];
-            tc_item<NW, KPS, KU>(acc, base, [](int kk, int lane, int *o) {
-                o[0] = koff(kk * 8 + lane % 4), o[1] = koff(kk * 8 + lane % 4 + 4);
-            }, wt, N8, 0, 0, lane0);
+            tc_item<NW, 1, true>(acc, base, Plan{}, wt, N8, 0, 0, lane0);
 #pragma unroll
             for (int l = 0; l < TC_NL; l++) {
                 const int lane = lane0 + l;
@@ -384,7 +395,9 @@ template <int IMG, int NT, int GC>
 struct BwdTc0 {
     using L = G0;
     static constexpr int U = L::H / L::S, HWC = U * U, M = IMG * HWC, NWARP = NT / 32, KC = L::COUT / 8;
-    static constexpr int KPS = 9 * KC, KU = tc_chunk(KPS), MT = (M + 15) / 16;
+    static constexpr int MT = (M + 15) / 16;
+    /* chunks: a window row wh (gw * GC floats on); the next window point is GC on */
+    using R = TcRows<3, KC, GC>;
     static_assert(L::S == 2 && L::K == 5 && L::P == 4 && GC % 2 == 0, "L0's window form");
     HD static void compute(int tid, const float *G, int g_is, int gw, const float *__restrict__ wt, float *Q,
                            int q_is) {
@@ -401,10 +414,7 @@ struct BwdTc0 {
                     base[l][h] = G + img * g_is + ((q / U) * gw + q % U) * GC + lane % 4;
                 }
             float acc[TC_NL][1][4];
-            tc_item<1, KPS, KU>(acc, base, [gw](int kk, int, int *o) {
-                const int w = kk / KC, c8 = kk - w * KC;
-                o[0] = ((w / 3) * gw + w % 3) * GC + c8 * 8, o[1] = o[0] + 4;
-            }, wt, 1, 0, 0, lane0);
+            tc_item<1, 3 * R::NCB, false>(acc, base, R{gw * GC}, wt, 1, 0, 0, lane0);
 #pragma unroll
             for (int l = 0; l < TC_NL; l++) {
                 const int lane = lane0 + l, t = lane % 4;
