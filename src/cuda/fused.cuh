@@ -79,10 +79,12 @@ struct Lay {
     static constexpr int XW = 28 + 2 * G0::P;                        /* 36 */
     static constexpr int X_IS = XW * XW;                             /* 1296 */
     /* TC (tc.cuh): floats per position of the layer inputs and output gradients that the
-     * tensor-core layers read, chosen so that a fragment's 8 rows spread over the banks */
-    static constexpr int A1C = TC_ ? 18 : 16, A2C = TC_ ? 36 : 32, A3C = TC_ ? 68 : 64, D3C = TC_ ? 68 : 64,
+     * tensor-core layers read, chosen so that the 8-byte A loads of a half warp (4 fragment
+     * rows x 8 floats) fall on distinct banks (the fewest wavefronts: 2 per load, counted by
+     * script for every layer, docs/PERF_CUDA.md run 8) */
+    static constexpr int A1C = TC_ ? 20 : 16, A2C = TC_ ? 36 : 32, A3C = TC_ ? 68 : 64, D3C = TC_ ? 72 : 64,
                          D4C = TC_ ? 68 : 64;
-    static_assert(!TC_ || PADG_, "the TC strides of D2 are PADG's");
+    static_assert(!TC_ || PADG_, "TC implies PADG");
     static constexpr int A1W = G1::W + 2 * G1::P, A1_IS = A1W * A1W * A1C;  /* 18x18x16 */
     static constexpr int A2W = G2::W + 2 * G2::P, A2_IS = A2W * A2W * A2C;  /* 10x10x32 */
     static constexpr int A3W = G3::W + 2 * G3::P, A3_IS = A3W * A3W * A3C;  /* 6x6x64 */
@@ -93,7 +95,7 @@ struct Lay {
      * warp reading 16-byte G vectors of neighbouring positions in the backward of L0 and L1
      * hit distinct banks (with 16 or 32 floats per position they share 2 or 1 bank groups:
      * ncu's excess wavefronts after POL_PAR's interleaving) */
-    static constexpr int D1C = G0::COUT + (PADG_ ? 4 : 0), D2C = G1::COUT + (PADG_ ? 4 : 0);
+    static constexpr int D1C = TC_ ? 24 : G0::COUT + (PADG_ ? 4 : 0), D2C = TC_ ? 40 : G1::COUT + (PADG_ ? 4 : 0);
     static constexpr int D1W = G0::HO + grad_pad<G0>(), D1_IS = D1W * D1W * D1C;
     static constexpr int D2W = G1::HO + grad_pad<G1>(), D2_IS = D2W * D2W * D2C;
     static constexpr int D3W = G2::HO + grad_pad<G2>(), D3_IS = D3W * D3W * D3C;
@@ -152,23 +154,30 @@ HD float hd_tf32_round(float x) { return bm_asfloat(hd_tf32(x)); }
  * GEMMs read (tc.cuh): what their cvt.rna would do at every load, done once at the store. */
 template <bool RT>
 HD float hd_out(float v) { return RT ? hd_tf32_round(v) : v; }
+/* swish and swish' as the epilogue computes them: the TF32 mode (RT) takes the fast form */
+template <bool RT>
+HD void hd_swish_rt(float z, float *a, float *d) {
+    if constexpr (RT) hd_swish_fast(z, a, d);
+    else hd_swish(z, a, d);
+}
 
 /* Forward: z -> A_next (swish, padded by APAD in an AW-wide buffer) and D (swish', DW wide).
- * RT rounds A (not D, which stays an fp32 factor of the backward). */
+ * RT (the TF32 mode) rounds A (not D, which stays an fp32 factor of the backward) and takes
+ * the fast swish. */
 template <bool RT = false>
 struct EpiSwishR {
     float *A, *D;
     int a_is, aw, apad, d_is, dw, c, dc; /* c: channels (A's floats per position); dc: D's */
     HD void operator()(int img, int oh, int ow, int co, float z) const {
         float a, d;
-        hd_swish(z, &a, &d);
+        hd_swish_rt<RT>(z, &a, &d);
         A[img * a_is + ((oh + apad) * aw + ow + apad) * c + co] = hd_out<RT>(a);
         D[img * d_is + (oh * dw + ow) * dc + co] = d;
     }
     /* channels co, co+1 (co even, strides even): one 8-byte store each (tc.cuh) */
     HD void vec2(int img, int oh, int ow, int co, float z0, float z1) const {
         float2 a, d;
-        hd_swish(z0, &a.x, &d.x), hd_swish(z1, &a.y, &d.y);
+        hd_swish_rt<RT>(z0, &a.x, &d.x), hd_swish_rt<RT>(z1, &a.y, &d.y);
         a.x = hd_out<RT>(a.x), a.y = hd_out<RT>(a.y);
         *reinterpret_cast<float2 *>(A + img * a_is + ((oh + apad) * aw + ow + apad) * c + co) = a;
         *reinterpret_cast<float2 *>(D + img * d_is + (oh * dw + ow) * dc + co) = d;
@@ -176,7 +185,7 @@ struct EpiSwishR {
     /* channels co..co+3 (co % 4 == 0): one 16-byte store each to A and D */
     HD void vec4(int img, int oh, int ow, int co, const float *z) const {
         float4 a, d;
-        hd_swish(z[0], &a.x, &d.x), hd_swish(z[1], &a.y, &d.y), hd_swish(z[2], &a.z, &d.z), hd_swish(z[3], &a.w, &d.w);
+        hd_swish_rt<RT>(z[0], &a.x, &d.x), hd_swish_rt<RT>(z[1], &a.y, &d.y), hd_swish_rt<RT>(z[2], &a.z, &d.z), hd_swish_rt<RT>(z[3], &a.w, &d.w);
         a.x = hd_out<RT>(a.x), a.y = hd_out<RT>(a.y), a.z = hd_out<RT>(a.z), a.w = hd_out<RT>(a.w);
         *reinterpret_cast<float4 *>(A + img * a_is + ((oh + apad) * aw + ow + apad) * c + co) = a;
         *reinterpret_cast<float4 *>(D + img * d_is + (oh * dw + ow) * dc + co) = d;

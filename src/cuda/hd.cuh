@@ -126,6 +126,20 @@ HD void hd_swish(float z, float *a, float *d) {
     *d = FADD(s, FMUL(FMUL(z, s), FSUB(1.0f, s)));
 }
 
+/* hd_swish from the hardware's approximate exp2 and reciprocal (about 2 ulp): the TF32 mode's
+ * epilogues (fused.cuh RT), where TF32 rounding (2^-11) dwarfs it and the accurate form's
+ * exp and division were most of L0's forward (ncu, docs/PERF_CUDA.md run 8).  The CPU
+ * emulation has no such hardware and computes hd_swish. */
+HD void hd_swish_fast(float z, float *a, float *d) {
+#ifdef __CUDA_ARCH__
+    const float s = __fdividef(1.0f, 1.0f + __expf(-z));
+    *a = z * s;
+    *d = s + z * s * (1.0f - s);
+#else
+    hd_swish(z, a, d);
+#endif
+}
+
 HD float hd_clampf(float v, float lo, float hi) { return fminf(fmaxf(v, lo), hi); }
 
 #endif

@@ -91,9 +91,10 @@ constexpr int tc_cb(int kc, int nsub) { /* channel blocks per chunk: KU = NSUB *
 template <int NSUB, int KC, int ASUB>
 struct TcRows {
     static constexpr int CB = tc_cb(KC, NSUB), NCB = KC / CB, KU = NSUB * CB, KROW = NSUB * KC;
+    static constexpr bool PAIRED = true; /* columns t, t + 4 are channels 2t, 2t + 1 (wlayout.c frag) */
     int arow;
     HD static constexpr int dk(int u) { return (u / CB) * KC + u % CB; }
-    HD static constexpr int da(int u, int col, int) { return (u / CB) * ASUB + (u % CB) * 8 + 4 * col; }
+    HD static constexpr int da(int u, int col, int) { return (u / CB) * ASUB + (u % CB) * 8 + col; }
     HD int abase(int c) const { return (c / NCB) * arow + (c % NCB) * CB * 8; }
     HD static int kbase(int c) { return (c / NCB) * KROW + (c % NCB) * CB; }
 };
@@ -139,8 +140,15 @@ HD void tc_item(float (&acc)[TC_NL][NW][4], const float *const (&base)[TC_NL][2]
             for (int l = 0; l < TC_NL; l++) {
                 const float *p0 = base[l][0] + ao, *p1 = base[l][1] + ao;
                 const int o0 = pl.da(u, 0, lane0 + l), o1 = pl.da(u, 1, lane0 + l);
-                a[u][l][0] = tc_ld<CVT>(p0 + o0), a[u][l][1] = tc_ld<CVT>(p1 + o0);
-                a[u][l][2] = tc_ld<CVT>(p0 + o1), a[u][l][3] = tc_ld<CVT>(p1 + o1);
+                if constexpr (PL::PAIRED) { /* columns t, t + 4: one 8-byte load per row */
+                    static_assert(!CVT, "paired loads read rounded operands");
+                    const float2 r0 = *reinterpret_cast<const float2 *>(p0 + o0), r1 = *reinterpret_cast<const float2 *>(p1 + o0);
+                    a[u][l][0] = bm_asuint(r0.x), a[u][l][2] = bm_asuint(r0.y);
+                    a[u][l][1] = bm_asuint(r1.x), a[u][l][3] = bm_asuint(r1.y);
+                } else {
+                    a[u][l][0] = tc_ld<CVT>(p0 + o0), a[u][l][1] = tc_ld<CVT>(p1 + o0);
+                    a[u][l][2] = tc_ld<CVT>(p0 + o1), a[u][l][3] = tc_ld<CVT>(p1 + o1);
+                }
             }
 #pragma unroll
         for (int u = 0; u < KU; u++)
@@ -185,7 +193,7 @@ struct FwdTc {
                     const int lane = lane0 + l, m = mt * 16 + lane / 4 + 8 * h, mc = m < M ? m : M - 1;
                     int img, oh, ow;
                     pos(mc, img, oh, ow);
-                    base[l][h] = in + img * in_is + (oh * L::S * WP + ow * L::S) * PSI + lane % 4;
+                    base[l][h] = in + img * in_is + (oh * L::S * WP + ow * L::S) * PSI + 2 * (lane % 4);
                 }
             float acc[TC_NL][NW][4];
             tc_item<NW, NCH, false>(acc, base, R{WP * PSI}, wt, N8, ng * NW, ks * NCH, lane0);
@@ -284,7 +292,7 @@ struct BwdTc {
                 for (int h = 0; h < 2; h++) {
                     const int lane = lane0 + l, m = mt * 16 + lane / 4 + 8 * h, mc = m < M ? m : M - 1;
                     const int img = mc / HWC, q = mc % HWC, u = q / U, v = q % U;
-                    base[l][h] = G + img * g_is + ((u + CH::D0) * gw + v + CW::D0) * GC + lane % 4;
+                    base[l][h] = G + img * g_is + ((u + CH::D0) * gw + v + CW::D0) * GC + 2 * (lane % 4);
                 }
             float acc[TC_NL][NW][4];
             tc_item<NW, NCH, false>(acc, base, R{-gw * GC}, wc, N8, ng * NW, ks * NCH, lane0);
@@ -317,20 +325,28 @@ struct BwdTc {
         cls<1, 0>(tid, G, g_is, gw, wt, sk, epi);
         cls<0, 0>(tid, G, g_is, gw, wt, sk, epi);
     }
-    /* The split classes' partials, summed in split order, through the epilogue (Bwd::reduce's
-     * loop; served by one function the two measured 8 more bytes of spills here, so unshared) */
+    /* The split classes' partials, summed in split order, through the epilogue, two channels
+     * at a time; the classes without splits are not visited (a loop over all four classes
+     * that skipped them was 8% of the step's instructions, ncu, docs/PERF_CUDA.md run 8). */
+    template <int C, class Epi>
+    HD static void reduce_cls(int tid, const float *sk, const Epi &epi) {
+        if constexpr (ksc(C) > 1) {
+            constexpr int H = L::CIN / 2;
+            for (int idx = tid; idx < M * H; idx += NT) {
+                const int ci = 2 * (idx % H), m = idx / H;
+                float s0 = 0.0f, s1 = 0.0f;
+                for (int i = 0; i < ksc(C); i++) {
+                    const float2 p = *reinterpret_cast<const float2 *>(sk + ((slot(C) + i) * M + m) * L::CIN + ci);
+                    s0 += p.x, s1 += p.y;
+                }
+                const int img = m / HWC, q = m % HWC, u = q / U, v = q % U;
+                epi.vec2(img, u * L::S + C / L::S, v * L::S + C % L::S, ci, s0, s1);
+            }
+        }
+    }
     template <class Epi>
     HD static void reduce(int tid, const float *sk, const Epi &epi) {
-        for (int idx = tid; idx < NCLS * M * L::CIN; idx += NT) {
-            const int ci = idx % L::CIN, m = (idx / L::CIN) % M, c = idx / (L::CIN * M);
-            const int k = c == 0 ? ksc(0) : c == 1 ? ksc(1) : c == 2 ? ksc(2) : ksc(3);
-            if (k == 1) continue;
-            const int sl = c == 0 ? slot(0) : c == 1 ? slot(1) : c == 2 ? slot(2) : slot(3);
-            float s = 0.0f;
-            for (int i = 0; i < k; i++) s += sk[((sl + i) * M + m) * L::CIN + ci];
-            const int img = m / HWC, q = m % HWC, u = q / U, v = q % U;
-            epi(img, u * L::S + c / L::S, v * L::S + c % L::S, ci, s);
-        }
+        reduce_cls<0>(tid, sk, epi), reduce_cls<1>(tid, sk, epi), reduce_cls<2>(tid, sk, epi), reduce_cls<3>(tid, sk, epi);
     }
 };
 
@@ -348,6 +364,7 @@ struct FwdTc0 {
     /* tc_item's plan: one chunk of the 4 k-steps; column t of k-step u is tap 8 u + t */
     struct Plan {
         static constexpr int KU = KST;
+        static constexpr bool PAIRED = false;
         HD static constexpr int dk(int u) { return u; }
         HD static int da(int u, int col, int lane) { return koff(u * 8 + lane % 4 + 4 * col); }
         HD static int abase(int) { return 0; }
@@ -411,7 +428,7 @@ struct BwdTc0 {
                 for (int h = 0; h < 2; h++) {
                     const int lane = lane0 + l, m = mt * 16 + lane / 4 + 8 * h, mc = m < M ? m : M - 1;
                     const int img = mc / HWC, q = mc % HWC;
-                    base[l][h] = G + img * g_is + ((q / U) * gw + q % U) * GC + lane % 4;
+                    base[l][h] = G + img * g_is + ((q / U) * gw + q % U) * GC + 2 * (lane % 4);
                 }
             float acc[TC_NL][1][4];
             tc_item<1, 3 * R::NCB, false>(acc, base, R{gw * GC}, wt, 1, 0, 0, lane0);

@@ -19,9 +19,13 @@ static void conv_map(int32_t *map, size_t fo, size_t bo, size_t ro, size_t w_off
     }
 }
 
-/* Fragment slot of B[k][n] (k < 8 * k-steps, n < 8 * n8): see wlayout.h. */
-static size_t frag(int k, int n, int n8) {
-    const int kk = k / 8, kr = k % 8, nt = n / 8, g = n % 8, t = kr % 4, r = kr / 4;
+/* Fragment slot of B[k][n] (k < 8 * k-steps, n < 8 * n8): see wlayout.h.  Row kr = k % 8 of
+ * a k-step is b0 of lane t = kr % 4 (b1 for kr >= 4): the mma's own order.  Paired (tc.cuh's
+ * TcRows, where the 8 rows are 8 channels): channels 2t, 2t + 1 are lane t's b0, b1, so that
+ * the A elements they multiply are adjacent and load as one 8 bytes. */
+static size_t frag(int k, int n, int n8, int paired) {
+    const int kk = k / 8, kr = k % 8, nt = n / 8, g = n % 8;
+    const int t = paired ? kr / 2 : kr % 4, r = paired ? kr % 2 : kr / 4;
     return (((size_t)kk * n8 + nt) * 32 + g * 4 + t) * 2 + r;
 }
 
@@ -32,7 +36,7 @@ static void tc_map(int32_t *map, size_t fo, size_t bo, size_t w_off, int cin, in
     for (int co = 0; co < cout; co++)
         for (int ci = 0; ci < cin; ci++)
             for (int tap = 0; tap < k * k; tap++)
-                map[fo + frag(tap * cin + ci, co, cout / 8)] = (int32_t)(w_off + ((size_t)co * cin + ci) * k * k + tap);
+                map[fo + frag(tap * cin + ci, co, cout / 8, 1)] = (int32_t)(w_off + ((size_t)co * cin + ci) * k * k + tap);
     size_t cls_off = bo;
     for (int rh = 0; rh < s; rh++)
         for (int rw = 0; rw < s; rw++) {
@@ -42,7 +46,7 @@ static void tc_map(int32_t *map, size_t fo, size_t bo, size_t w_off, int cin, in
                     const int kh = k0h + th * s, kw = k0w + tw * s, tp = th * ntw + tw;
                     for (int co = 0; co < cout; co++)
                         for (int ci = 0; ci < cin; ci++)
-                            map[cls_off + frag(tp * cout + co, ci, cin / 8)] =
+                            map[cls_off + frag(tp * cout + co, ci, cin / 8, 1)] =
                                 (int32_t)(w_off + (((size_t)co * cin + ci) * k + kh) * k + kw);
                 }
             cls_off += (size_t)nth * ntw * cout * cin;
@@ -52,7 +56,7 @@ static void tc_map(int32_t *map, size_t fo, size_t bo, size_t w_off, int cin, in
 /* tc.cuh's fragments of L0 (1 -> 16, k5 s2 p4); the slots no weight fills stay -1 (zero). */
 static void tc0_map(int32_t *map, size_t w_off) {
     for (int co = 0; co < 16; co++)
-        for (int tap = 0; tap < 25; tap++) map[WL_TF0 + frag(tap, co, 2)] = (int32_t)(w_off + (size_t)co * 25 + tap);
+        for (int tap = 0; tap < 25; tap++) map[WL_TF0 + frag(tap, co, 2, 0)] = (int32_t)(w_off + (size_t)co * 25 + tap);
     for (int wh = 0; wh < 3; wh++)
         for (int ww = 0; ww < 3; ww++)
             for (int rh = 0; rh < 2; rh++)
@@ -60,7 +64,7 @@ static void tc0_map(int32_t *map, size_t w_off) {
                     const int kh = rh + 4 - 2 * wh, kw = rw + 4 - 2 * ww;
                     if (kh >= 5 || kw >= 5) continue;
                     for (int co = 0; co < 16; co++)
-                        map[WL_TB0 + frag((wh * 3 + ww) * 16 + co, rh * 2 + rw, 1)] =
+                        map[WL_TB0 + frag((wh * 3 + ww) * 16 + co, rh * 2 + rw, 1, 1)] =
                             (int32_t)(w_off + (size_t)co * 25 + kh * 5 + kw);
                 }
 }
