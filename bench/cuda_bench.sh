@@ -91,7 +91,7 @@ fi
 
 if has prof && command -v ncu >/dev/null; then
     log "ncu on the chain kernel"
-    # the automatic picks (chain_kernels.cu, cu_chain_pick): shape 9 up to one chain per SM, 10 beyond
+    # the automatic picks (chain_kernels.cu, cu_chain_pick): fp32 shape 9 up to one chain per SM, 10 beyond (TF32: 14, 13)
     for cfg in "9 128 5" "10 8192 2"; do
         set -- $cfg
         # WarpStateStats and SourceCounters: stall reasons and the excess shared-memory

@@ -39,12 +39,12 @@ static ebm_status launch_chains(const LvArgs *a, cudaStream_t st) {
 
 /* 0-4: run 1's kernel (docs/PERF_CUDA.md).  5-7: POL_PAR; 8-10: POL_PAR | POL_REUSE, with
  * POL_PAD since run 6 (fused.cuh).  13: shape 10 with L0-L3 on the TF32 tensor cores
- * (POL_TC | POL_TC0, tc.cuh; run 7).  5-8 and 11-12 are compiled for cnn-small (NOUT 1) only;
+ * (POL_TC | POL_TC0, tc.cuh; run 7); 14: the same with one image per block of 256 threads.  5-8 and 11-12 are compiled for cnn-small (NOUT 1) only;
  * other heads use the automatic pick. */
 static const cu_shape shapes[] = {{1, 256, 1, 0}, {1, 256, 2, 0}, {1, 512, 1, 0}, {2, 256, 1, 0},
                                   {2, 512, 1, 0}, {1, 256, 2, 2}, {1, 512, 1, 2}, {2, 512, 1, 2},
                                   {1, 256, 2, 7}, {1, 512, 1, 7}, {2, 512, 1, 7}, {1, 512, 1, 15}, {2, 512, 1, 15},
-                                  {2, 512, 1, 55}};
+                                  {2, 512, 1, 55}, {1, 256, 1, 55}};
 enum { NSHAPES = sizeof shapes / sizeof shapes[0] };
 
 int cu_chain_shapes(cu_shape *out, int max) {
@@ -55,9 +55,9 @@ int cu_chain_shapes(cu_shape *out, int max) {
 /* Measured on an H200 (docs/PERF_CUDA.md, run 6g, 60 steps): up to one chain per SM, one
  * image per block of 512 threads (shape 9, batch 128: 3.48 M image-steps/s); beyond, two
  * images per block (shape 10, batch 8192: 4.29 M; shape 8 is 2% faster there but is not
- * compiled for the ten-output head).  POL_BAL (11, 12) measured no faster.  TF32 (run 7c):
- * shape 13 beyond one chain per SM (5.20 M at 8192); at batch 128 the TF32 kernels measured
- * slower than shape 9 (2.88 M at best), so the TF32 pick stays fp32 there. */
+ * compiled for the ten-output head).  POL_BAL (11, 12) measured no faster.  TF32 (run 8):
+ * shape 14 up to one chain per SM (batch 128: 5.27 M, shape 13 4.27 M), shape 13 beyond
+ * (batch 8192: 8.74 M, shape 14 5.56 M). */
 int cu_chain_pick(int n, int tf32) {
     static int sms = 0;
     if (!sms) {
@@ -65,7 +65,7 @@ int cu_chain_pick(int n, int tf32) {
         if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
             sms = 132;
     }
-    if (tf32 && n > sms) return 13; /* at <= 1 chain per SM the TF32 kernel measured slower (run 7c) */
+    if (tf32) return n <= sms ? 14 : 13;
     return n <= sms ? 9 : 10;
 }
 
@@ -89,6 +89,7 @@ static ebm_status chains_nout(const LvArgs *a, int shape, cudaStream_t st) {
     }
     switch (shape) {
     case 13: return launch_chains<2, 512, NOUT, false, 1, POL_PAR | POL_REUSE | POL_PAD | POL_TC | POL_TC0>(a, st);
+    case 14: return launch_chains<1, 256, NOUT, false, 1, POL_PAR | POL_REUSE | POL_PAD | POL_TC | POL_TC0>(a, st);
     case 9: return launch_chains<1, 512, NOUT, false, 1, POL_PAR | POL_REUSE | POL_PAD>(a, st);
     case 10: return launch_chains<2, 512, NOUT, false, 1, POL_PAR | POL_REUSE | POL_PAD>(a, st);
     case 0: return launch_chains<1, 256, NOUT, false, 1>(a, st);

@@ -80,8 +80,8 @@ struct Lay {
     static constexpr int X_IS = XW * XW;                             /* 1296 */
     /* TC (tc.cuh): floats per position of the layer inputs and output gradients that the
      * tensor-core layers read, chosen so that the 8-byte A loads of a half warp (4 fragment
-     * rows x 8 floats) fall on distinct banks (the fewest wavefronts: 2 per load, counted by
-     * script for every layer, docs/PERF_CUDA.md run 8) */
+     * rows x 8 floats) fall on distinct banks: the fewest wavefronts, 2 per load, for every
+     * layer (bench/tc_banks.py counts them; docs/PERF_CUDA.md run 8) */
     static constexpr int A1C = TC_ ? 20 : 16, A2C = TC_ ? 36 : 32, A3C = TC_ ? 68 : 64, D3C = TC_ ? 72 : 64,
                          D4C = TC_ ? 68 : 64;
     static_assert(!TC_ || PADG_, "TC implies PADG");

@@ -95,8 +95,19 @@ struct TcRows {
     int arow;
     HD static constexpr int dk(int u) { return (u / CB) * KC + u % CB; }
     HD static constexpr int da(int u, int col, int) { return (u / CB) * ASUB + (u % CB) * 8 + col; }
-    HD int abase(int c) const { return (c / NCB) * arow + (c % NCB) * CB * 8; }
-    HD static int kbase(int c) { return (c / NCB) * KROW + (c % NCB) * CB; }
+    /* chunk c's A offset, weights' k-step and channel block, stepped from chunk to chunk
+     * (the divisions by NCB once per item, not per chunk) */
+    struct At {
+        int a, k, cb;
+    };
+    HD At first(int c) const { return {(c / NCB) * arow + (c % NCB) * CB * 8, (c / NCB) * KROW + (c % NCB) * CB, c % NCB}; }
+    HD void next(At &at) const {
+        if (NCB == 1 || at.cb == NCB - 1) {
+            at.a += arow - (NCB - 1) * CB * 8, at.k += KROW - (NCB - 1) * CB, at.cb = 0;
+        } else {
+            at.a += CB * 8, at.k += CB, at.cb++;
+        }
+    }
 };
 
 /* A operands: the tensor-core layers' inputs and output gradients are stored already rounded
@@ -120,10 +131,11 @@ HD void tc_item(float (&acc)[TC_NL][NW][4], const float *const (&base)[TC_NL][2]
 #pragma unroll
             for (int e = 0; e < 4; e++) acc[l][j][e] = 0.0f;
     const float2 *w2 = reinterpret_cast<const float2 *>(wt) + nt0 * 32 + lane0;
+    auto at = pl.first(c0);
 #pragma unroll 1
-    for (int c = c0; c < c0 + NCH; c++) {
-        const float2 *wc = w2 + pl.kbase(c) * n8 * 32;
-        const int ao = pl.abase(c);
+    for (int c = 0; c < NCH; c++, pl.next(at)) {
+        const float2 *wc = w2 + at.k * n8 * 32;
+        const int ao = at.a;
         uint32_t a[KU][TC_NL][4], bf[KU][TC_NL][NW][2];
 #pragma unroll
         for (int u = 0; u < KU; u++)
@@ -367,8 +379,11 @@ struct FwdTc0 {
         static constexpr bool PAIRED = false;
         HD static constexpr int dk(int u) { return u; }
         HD static int da(int u, int col, int lane) { return koff(u * 8 + lane % 4 + 4 * col); }
-        HD static int abase(int) { return 0; }
-        HD static int kbase(int) { return 0; }
+        struct At {
+            int a, k;
+        };
+        HD static At first(int) { return {0, 0}; }
+        HD static void next(At &) {}
     };
     template <class Epi>
     HD static void compute(int tid, const float *X, int x_is, const float *__restrict__ wt,
