@@ -11,12 +11,12 @@
  * A warp item is 16 rows (positions, in (image, row, column) order) x NW*8 columns (output
  * channels) over a range of K; K walks 8 channels of one tap per k-step, in chunks of a
  * kernel row (TcRows).  The A fragment comes from the activations in shared memory, where
- * Lay's TC strides (A1C, A2C, ... in fused.cuh) spread a fragment's 8 rows over the banks
- * (at most 2-way conflicts, counted in docs/PERF_CUDA.md run 7), stored already rounded to
- * TF32 by the epilogue that wrote them (fused.cuh's RT); the B fragment from global memory,
- * where wlayout.h keeps the weights in fragment order, rounded to TF32 too (one coalesced
- * 8-byte load per lane).
- * Layers with few items split K (KS) and sum the partials in a fixed order, as Fwd does.
+ * Lay's TC strides (A1C, A2C, ... in fused.cuh) spread a fragment's rows over the banks
+ * (bench/tc_banks.py), stored already rounded to TF32 by the epilogue that wrote them
+ * (fused.cuh's RT).  Columns t and t + 4 of a fragment row are channels 2t and 2t + 1, so a
+ * row is one 8-byte load.  The B fragment comes from global memory, where wlayout.h keeps the
+ * weights in fragment order, rounded to TF32 too (one coalesced 8-byte load per lane).  Layers
+ * with few items split K (KS) and sum the partials in a fixed order, as Fwd does.
  *
  * Fragment layouts (PTX ISA, mma.m16n8k8 .tf32), lane = 4g + t:
  *   A (16x8, row-major): a0 (g, t)  a1 (g+8, t)  a2 (g, t+4)  a3 (g+8, t+4)

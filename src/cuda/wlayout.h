@@ -37,7 +37,8 @@ enum {
     /* tensor-core fragments of L1-L3 (tc.cuh), rounded to TF32 (k >= WL_TC): forward
      * [K*K*CIN/8 k-steps][COUT/8 tiles][32 lanes][2], and backward class after class
      * (parity classes rh*2 + rw, taps th-major), [taps*COUT/8][CIN/8][32][2]: lane 4g + t
-     * holds B[k t][n g] and B[k t+4][n g] of its k-step and tile */
+     * holds B[k 2t][n g] and B[k 2t+1][n g] of its k-step and tile (the channel pair that its
+     * paired A load reads; wlayout.c frag) */
     WL_TC = WL_B5 + 16,
     WL_TF1 = WL_TC,
     WL_TF2 = WL_TF1 + 4608,
@@ -45,8 +46,9 @@ enum {
     WL_TB1 = WL_TF3 + 36864,
     WL_TB2 = WL_TB1 + 4608,
     WL_TB3 = WL_TB2 + 18432,
-    /* L0's (tc.cuh FwdTc0, BwdTc0): forward [4 k-steps: 25 taps and 7 zero rows][2][32][2];
-     * dE/dx [9 window points x 16 channels / 8][1][32][2], columns the parity classes */
+    /* L0's (tc.cuh FwdTc0, BwdTc0): forward [4 k-steps: 25 taps and 7 zero rows][2][32][2]
+     * (rows t, t+4: the mma's order); dE/dx [9 window points x 16 channels / 8][1][32][2],
+     * columns the parity classes, paired as above */
     WL_TF0 = WL_TB3 + 36864,
     WL_TB0 = WL_TF0 + 512,
     WL_TOTAL = WL_TB0 + 1152
