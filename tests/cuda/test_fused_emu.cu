@@ -364,10 +364,11 @@ int main(void) {
     test_energy<2, 512, 1, 23>(n, "cnn-small", false);
     test_energy<2, 512, 10, 23>(nc, "cnn-small-cond", true);
     test_energy<1, 512, 10, 23>(nc, "cnn-small-cond", false);
-    test_energy<1, 256, 1, 55>(n, "cnn-small", false); /* L0 too */
+    test_energy<1, 256, 1, 55>(n, "cnn-small", false); /* L0 too; shape 14, the TF32 pick up to one chain per SM */
     test_energy<2, 512, 1, 55>(n, "cnn-small", false);
     test_energy<2, 256, 10, 55>(nc, "cnn-small-cond", true);
-    test_chain<2, 512, false, 55>(n); /* shape 13, the TF32 pick */
+    test_chain<2, 512, false, 55>(n); /* shape 13, the TF32 pick beyond */
+    test_chain<1, 256, false, 55>(n);  /* shape 14 */
     test_energy<2, 512, 10, 55>(nc, "cnn-small-cond", true);
     test_chain<2, 512, false, 23>(n);
     test_chain<1, 512, false, 23>(n);
