@@ -78,8 +78,8 @@ constexpr int tc_pick_ks(int items, int ksteps, int nchunks, int nwarp) {
  * their mma (the B fragments come from L2, the block's shared memory leaving little L1: one
  * k-step at a time measured slower than fp32, run 7a).  A chunk is one row of the kernel (a
  * tap row kh, or th of a parity class) and CB of its KC channel blocks, all NSUB taps of the
- * row: k-step u of chunk c reads A at abase(c) + da(u) and the weights' k-step kbase(c) +
- * dk(u), where da and dk are compile-time constants.  So the per-step offsets are
+ * row: k-step u of chunk c reads A at at.a + da(u) and the weights' k-step at.k + dk(u),
+ * where da and dk are compile-time constants and `at` steps from chunk to chunk.  So the per-step offsets are
  * immediates of the loads and the index arithmetic is paid once per chunk: run 7's version
  * spent about 30 integer instructions per mma on it (ncu, run 8).
  * ASUB: A's offset from one tap of the row to the next; arow, KROW: from one row to the next. */
@@ -111,14 +111,15 @@ struct TcRows {
 };
 
 /* A operands: the tensor-core layers' inputs and output gradients are stored already rounded
- * to TF32 (EpiTf32 below), so they load as they are; L0's input, the chain state x, stays
+ * to TF32 (fused.cuh's RT epilogues), so they load as they are; L0's input, the chain state x, stays
  * fp32 and is rounded as it loads (CVT). */
 template <bool CVT>
 HD uint32_t tc_ld(const float *p) { return CVT ? hd_tf32(*p) : bm_asuint(*p); }
 
 /* The K loop of one warp item: acc (zeroed here) = A B over chunks [c0, c0 + NCH) of the
  * plan PL (TcRows or FwdTc0's), NW tiles of B from tile nt0.  base[l][h]: the row of lane
- * lane0 + l's A elements (row g for h 0, g + 8 for h 1), at its column t.  (Unrolled whole,
+ * lane0 + l's A elements (row g for h 0, g + 8 for h 1), at its first column (t, or channel
+ * 2t with PL::PAIRED).  (Unrolled whole,
  * run 7c measured it slower: spills at the 128-register cap.) */
 template <int NW, int NCH, bool CVT, class PL>
 HD void tc_item(float (&acc)[TC_NL][NW][4], const float *const (&base)[TC_NL][2], const PL &pl,
