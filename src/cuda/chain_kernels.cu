@@ -39,8 +39,8 @@ static ebm_status launch_chains(const LvArgs *a, cudaStream_t st) {
 
 /* 0-4: run 1's kernel (docs/PERF_CUDA.md).  5-7: POL_PAR; 8-10: POL_PAR | POL_REUSE, with
  * POL_PAD since run 6 (fused.cuh).  13: shape 10 with L0-L3 on the TF32 tensor cores
- * (POL_TC | POL_TC0, tc.cuh; run 7); 14: the same with one image per block of 256 threads.  5-8 and 11-12 are compiled for cnn-small (NOUT 1) only;
- * other heads use the automatic pick. */
+ * (POL_TC | POL_TC0, tc.cuh; run 7); 14: the same with one image per block of 256 threads.
+ * 5-8 and 11-12 are compiled for cnn-small (NOUT 1) only; other heads use the automatic pick. */
 static const cu_shape shapes[] = {{1, 256, 1, 0}, {1, 256, 2, 0}, {1, 512, 1, 0}, {2, 256, 1, 0},
                                   {2, 512, 1, 0}, {1, 256, 2, 2}, {1, 512, 1, 2}, {2, 512, 1, 2},
                                   {1, 256, 2, 7}, {1, 512, 1, 7}, {2, 512, 1, 7}, {1, 512, 1, 15}, {2, 512, 1, 15},

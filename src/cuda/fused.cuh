@@ -115,8 +115,8 @@ struct Lay {
     static constexpr size_t BYTES = sizeof(float) * (size_t)FLOATS;
     static_assert(NOUT <= 16, "head width");
     static_assert(oP % 4 == 0 && oQ % 4 == 0 && oD1 % 4 == 0 && oD2 % 4 == 0 && oD3 % 4 == 0 && oD4 % 4 == 0 &&
-                      oD5 % 4 == 0 && oSK % 4 == 0 && oRED % 2 == 0,
-                  "16-byte alignment of float4 buffers");
+                      oD5 % 4 == 0 && oSK % 4 == 0 && oRED % 2 == 0 && A1C % 4 == 0,
+                  "16-byte alignment of float4 buffers (and of L0's vec4 epilogue stores to A1)");
 };
 
 /* ---- work split ----------------------------------------------------------------------------- */
@@ -192,15 +192,6 @@ struct EpiSwishR {
     }
 };
 using EpiSwish = EpiSwishR<false>;
-/* EpiSwish for an A buffer of 2 (mod 4) floats per position (Lay's TC A1C): the four
- * channels of vec4 as two 8-byte stores. */
-template <bool RT = false>
-struct EpiSwish2 : EpiSwishR<RT> {
-    HD void vec4(int img, int oh, int ow, int co, const float *z) const {
-        this->vec2(img, oh, ow, co, z[0], z[1]);
-        this->vec2(img, oh, ow, co + 2, z[2], z[3]);
-    }
-};
 /* *p = v * *p for 4 floats (16-byte aligned): the gradient epilogues' vector form. */
 template <bool RT = false>
 HD void hd_scale4(float *p, const float *v) {

@@ -125,8 +125,6 @@ struct FusedNet {
     using U3 = BwdTc<G3, IMG, NT, Y::D4C>;
     using T0 = FwdTc0<IMG, NT>;
     using U0 = BwdTc0<IMG, NT, Y::D1C>;
-    /* the epilogue of L0 (A1's positions are 16-byte aligned only without TC) */
-    using EpiSw0 = typename std::conditional<TC, EpiSwish2<TC>, EpiSwish>::type;
     /* L1-L3 as run, forward and input gradient, and their weights: fp32 or tensor cores (the
      * two forms take the same arguments) */
     template <class A, class B>
@@ -168,8 +166,7 @@ struct FusedNet {
         float *X = sm + Y::oX, *P = sm + Y::oP, *Q = sm + Y::oQ, *M = sm + Y::oM;
         float *D1 = sm + Y::oD1, *D2 = sm + Y::oD2, *D3 = sm + Y::oD3, *D4 = sm + Y::oD4, *D5 = sm + Y::oD5;
         float *SK = sm + Y::oSK;
-        const EpiSwishR<TC> e0s = {P, D1, Y::A1_IS, Y::A1W, G1::P, Y::D1_IS, Y::D1W, Y::A1C, Y::D1C};
-        const EpiSw0 e0{e0s};
+        const EpiSwishR<TC> e0 = {P, D1, Y::A1_IS, Y::A1W, G1::P, Y::D1_IS, Y::D1W, Y::A1C, Y::D1C};
         const EpiSwishR<TC> e1 = {Q, D2, Y::A2_IS, Y::A2W, G2::P, Y::D2_IS, Y::D2W, Y::A2C, Y::D2C};
         const EpiSwishR<TC> e2 = {P, D3, Y::A3_IS, Y::A3W, G3::P, Y::D3_IS, Y::D3W, Y::A3C, Y::D3C};
         const EpiSwish e3 = {Q, D4, Y::A4_IS, 2, 0, Y::D4_IS, Y::D4W, 64, Y::D4C};

@@ -92,9 +92,10 @@ template <int NSUB, int KC, int ASUB>
 struct TcRows {
     static constexpr int CB = tc_cb(KC, NSUB), NCB = KC / CB, KU = NSUB * CB, KROW = NSUB * KC;
     static constexpr bool PAIRED = true; /* columns t, t + 4 are channels 2t, 2t + 1 (wlayout.c frag) */
+    static constexpr bool CVT = false;   /* A stored rounded (the RT epilogues) */
     int arow;
     HD static constexpr int dk(int u) { return (u / CB) * KC + u % CB; }
-    HD static constexpr int da(int u, int col, int) { return (u / CB) * ASUB + (u % CB) * 8 + col; }
+    HD static constexpr int da(int u, int, int) { return (u / CB) * ASUB + (u % CB) * 8; } /* channel 2t */
     /* chunk c's A offset, weights' k-step and channel block, stepped from chunk to chunk
      * (the divisions by NCB once per item, not per chunk) */
     struct At {
@@ -111,8 +112,8 @@ struct TcRows {
 };
 
 /* A operands: the tensor-core layers' inputs and output gradients are stored already rounded
- * to TF32 (fused.cuh's RT epilogues), so they load as they are; L0's input, the chain state x, stays
- * fp32 and is rounded as it loads (CVT). */
+ * to TF32 (fused.cuh's RT epilogues), so they load as they are; L0's input, the chain state x,
+ * stays fp32 and is rounded as it loads (the plan's CVT). */
 template <bool CVT>
 HD uint32_t tc_ld(const float *p) { return CVT ? hd_tf32(*p) : bm_asuint(*p); }
 
@@ -121,7 +122,7 @@ HD uint32_t tc_ld(const float *p) { return CVT ? hd_tf32(*p) : bm_asuint(*p); }
  * lane0 + l's A elements (row g for h 0, g + 8 for h 1), at its first column (t, or channel
  * 2t with PL::PAIRED).  (Unrolled whole,
  * run 7c measured it slower: spills at the 128-register cap.) */
-template <int NW, int NCH, bool CVT, class PL>
+template <int NW, int NCH, class PL>
 HD void tc_item(float (&acc)[TC_NL][NW][4], const float *const (&base)[TC_NL][2], const PL &pl,
                 const float *__restrict__ wt, int n8, int nt0, int c0, int lane0) {
     constexpr int KU = PL::KU;
@@ -152,15 +153,16 @@ HD void tc_item(float (&acc)[TC_NL][NW][4], const float *const (&base)[TC_NL][2]
 #pragma unroll
             for (int l = 0; l < TC_NL; l++) {
                 const float *p0 = base[l][0] + ao, *p1 = base[l][1] + ao;
-                const int o0 = pl.da(u, 0, lane0 + l), o1 = pl.da(u, 1, lane0 + l);
+                const int o0 = pl.da(u, 0, lane0 + l);
                 if constexpr (PL::PAIRED) { /* columns t, t + 4: one 8-byte load per row */
-                    static_assert(!CVT, "paired loads read rounded operands");
+                    static_assert(!PL::CVT, "paired loads read rounded operands");
                     const float2 r0 = *reinterpret_cast<const float2 *>(p0 + o0), r1 = *reinterpret_cast<const float2 *>(p1 + o0);
                     a[u][l][0] = bm_asuint(r0.x), a[u][l][2] = bm_asuint(r0.y);
                     a[u][l][1] = bm_asuint(r1.x), a[u][l][3] = bm_asuint(r1.y);
                 } else {
-                    a[u][l][0] = tc_ld<CVT>(p0 + o0), a[u][l][1] = tc_ld<CVT>(p1 + o0);
-                    a[u][l][2] = tc_ld<CVT>(p0 + o1), a[u][l][3] = tc_ld<CVT>(p1 + o1);
+                    const int o1 = pl.da(u, 1, lane0 + l);
+                    a[u][l][0] = tc_ld<PL::CVT>(p0 + o0), a[u][l][1] = tc_ld<PL::CVT>(p1 + o0);
+                    a[u][l][2] = tc_ld<PL::CVT>(p0 + o1), a[u][l][3] = tc_ld<PL::CVT>(p1 + o1);
                 }
             }
 #pragma unroll
@@ -209,7 +211,7 @@ struct FwdTc {
                     base[l][h] = in + img * in_is + (oh * L::S * WP + ow * L::S) * PSI + 2 * (lane % 4);
                 }
             float acc[TC_NL][NW][4];
-            tc_item<NW, NCH, false>(acc, base, R{WP * PSI}, wt, N8, ng * NW, ks * NCH, lane0);
+            tc_item<NW, NCH>(acc, base, R{WP * PSI}, wt, N8, ng * NW, ks * NCH, lane0);
 #pragma unroll
             for (int l = 0; l < TC_NL; l++) {
                 const int lane = lane0 + l;
@@ -308,7 +310,7 @@ struct BwdTc {
                     base[l][h] = G + img * g_is + ((u + CH::D0) * gw + v + CW::D0) * GC + 2 * (lane % 4);
                 }
             float acc[TC_NL][NW][4];
-            tc_item<NW, NCH, false>(acc, base, R{-gw * GC}, wc, N8, ng * NW, ks * NCH, lane0);
+            tc_item<NW, NCH>(acc, base, R{-gw * GC}, wc, N8, ng * NW, ks * NCH, lane0);
 #pragma unroll
             for (int l = 0; l < TC_NL; l++) {
                 const int lane = lane0 + l;
@@ -378,6 +380,7 @@ struct FwdTc0 {
     struct Plan {
         static constexpr int KU = KST;
         static constexpr bool PAIRED = false;
+        static constexpr bool CVT = true; /* X, the chain state, is fp32 */
         HD static constexpr int dk(int u) { return u; }
         HD static int da(int u, int col, int lane) { return koff(u * 8 + lane % 4 + 4 * col); }
         struct At {
@@ -401,7 +404,7 @@ struct FwdTc0 {
                     base[l][h] = X + img * x_is + (q / L::WO) * L::S * XW + (q % L::WO) * L::S;
                 }
             float acc[TC_NL][NW][4];
-            tc_item<NW, 1, true>(acc, base, Plan{}, wt, N8, 0, 0, lane0);
+            tc_item<NW, 1>(acc, base, Plan{}, wt, N8, 0, 0, lane0);
 #pragma unroll
             for (int l = 0; l < TC_NL; l++) {
                 const int lane = lane0 + l;
@@ -447,7 +450,7 @@ struct BwdTc0 {
                     base[l][h] = G + img * g_is + ((q / U) * gw + q % U) * GC + 2 * (lane % 4);
                 }
             float acc[TC_NL][1][4];
-            tc_item<1, 3 * R::NCB, false>(acc, base, R{gw * GC}, wt, 1, 0, 0, lane0);
+            tc_item<1, 3 * R::NCB>(acc, base, R{gw * GC}, wt, 1, 0, 0, lane0);
 #pragma unroll
             for (int l = 0; l < TC_NL; l++) {
                 const int lane = lane0 + l, t = lane % 4;
