@@ -28,7 +28,7 @@ int cli_parse_device(const char *cmd, const char *s, int *device);
  * tensor cores; needs device >= 0); prints and returns 2 if bad. */
 int cli_parse_precision(const char *cmd, const char *s, int device, int *tf32);
 #define CLI_PRECISION_HELP                                                                                      \
-    "with --device cuda: tf32 runs the ULA chains' convolutions on the TF32 tensor cores (1.5-2x "              \
+    "with --device cuda: tf32 runs the ULA chains' convolutions on the TF32 tensor cores (1.7-2.2x "            \
     "faster; dE/dx within about 1e-3 of fp32's; training's parameter gradients stay fp32)"
 
 /* A model loaded for sampling, with the Langevin settings it was trained with (the

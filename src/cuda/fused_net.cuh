@@ -160,9 +160,11 @@ struct FusedNet {
         for (int i = tid; i < nval * is; i += NT) dst[i] = src[i];
     }
 
-    /* Forward through L4 into A5/D5, then f = L5(A5).  dumpA (training) or NULL. */
+    /* Forward through L4 into A5/D5, then f = L5(A5).  dumpA (training) or NULL.  With TC
+     * (Langevin only), f is a warp's sum per image and the head follows in the same phase
+     * (the labels lab); eval then skips its head phase. */
     template <class Ex>
-    HD static void forward(const Ex &ex, float *sm, const float *W, float *const *dA, int nval) {
+    HD static void forward(const Ex &ex, float *sm, const float *W, float *const *dA, int nval, const int *lab = nullptr) {
         float *X = sm + Y::oX, *P = sm + Y::oP, *Q = sm + Y::oQ, *M = sm + Y::oM;
         float *D1 = sm + Y::oD1, *D2 = sm + Y::oD2, *D3 = sm + Y::oD3, *D4 = sm + Y::oD4, *D5 = sm + Y::oD5;
         float *SK = sm + Y::oSK;
@@ -195,12 +197,39 @@ struct FusedNet {
             if (dA) dump(t, dA[3], P, Y::A3_IS, nval);
         });
         if (FL3::KS > 1) ex.par([&](int t) { FL3::reduce(t, SK, W + WL_B3, e3); });
-        ex.par([&](int t) {
-            F4::compute(t, Q, Y::A4_IS, W + WL_F4, W + WL_B4, SK, e4);
-            if (dA) dump(t, dA[4], Q, Y::A4_IS, nval);
-        });
-        if (F4::KS > 1) ex.par([&](int t) { F4::reduce(t, SK, W + WL_B4, e4); });
-        /* L5: f = W5 a5 + b5, one thread per (image, output) */
+        if constexpr (TC) {
+            ex.par([&](int t) { FwdL4W<IMG, NT>::compute(t, Q, Y::A4_IS, W + WL_F4W, W + WL_B4, e4); });
+        } else {
+            ex.par([&](int t) {
+                F4::compute(t, Q, Y::A4_IS, W + WL_F4, W + WL_B4, SK, e4);
+                if (dA) dump(t, dA[4], Q, Y::A4_IS, nval);
+            });
+            if (F4::KS > 1) ex.par([&](int t) { F4::reduce(t, SK, W + WL_B4, e4); });
+        }
+        /* L5: f = W5 a5 + b5, one thread per (image, output); with TC one warp per image,
+         * then its head (a 64-term sum in one thread was 1.1 k cycles, docs/PERF_CUDA.md run 9) */
+        if constexpr (TC) {
+            ex.par([&](int t) {
+                if (TC_NL > 1 && t % 32) return;
+                for (int img = t / 32; img < IMG; img += NT / 32) {
+                    const float *a = P + img * Y::A5_IS;
+                    float *Mi = M + img * Y::MI_IS;
+                    for (int o = 0; o < NOUT; o++) {
+                        const float *w = W + WL_F5 + o * 64;
+                        float pr[TC_NL];
+#pragma unroll
+                        for (int l = 0; l < TC_NL; l++) {
+                            const int j = (TC_NL == 1 ? t % 32 : 0) + l;
+                            pr[l] = fmaf(a[j + 32], LDG(w + j + 32), FMUL(a[j], LDG(w + j)));
+                        }
+                        const float f = FADD(hd_warp_sum(pr), LDG(W + WL_B5 + o));
+                        if (TC_NL > 1 || t % 32 == 0) Mi[Y::MI_F + o] = f; /* lane 0 writes, and reads in head */
+                    }
+                    if (lab && (TC_NL > 1 || t % 32 == 0)) head(Mi, lab[img], false, 0.0f, 1.0f, 0.0f);
+                }
+            });
+            return;
+        }
         ex.par([&](int t) {
             if (dA) dump(t, dA[5], P, Y::A5_IS, nval);
             for (int i = t; i < IMG * NOUT; i += NT) {
@@ -253,28 +282,34 @@ struct FusedNet {
         float *Q = sm + Y::oQ, *M = sm + Y::oM;
         float *D1 = sm + Y::oD1, *D2 = sm + Y::oD2, *D3 = sm + Y::oD3, *D4 = sm + Y::oD4, *D5 = sm + Y::oD5;
         float *SK = sm + Y::oSK;
-        /* L5: G5 = (W5^T dout) * swish'(z5), in place in D5 */
-        ex.par([&](int t) {
-            for (int i = t; i < IMG * 64; i += NT) {
-                const int img = i / 64, j = i % 64;
-                const float *d = M + img * Y::MI_IS + Y::MI_DOUT;
-                float s = 0.0f;
-                for (int o = 0; o < NOUT; o++) s = fmaf(d[o], LDG(W + WL_F5 + o * 64 + j), s);
-                D5[img * Y::D5_IS + j] = FMUL(s, D5[img * Y::D5_IS + j]);
-            }
-        });
         const EpiGradD4<Y::D4C, TC> e4 = {D4, Y::D4_IS, Y::D4W};
-        ex.par([&](int t) { B4::compute(t, D5, Y::D5_IS, 1, W + WL_R4, SK, e4); });
-        if (B4::REDUCE) ex.par([&](int t) { B4::reduce(t, SK, e4); });
+        if constexpr (TC) { /* L5 and L4 in one phase (tc.cuh) */
+            ex.par([&](int t) {
+                BwdL4W<IMG, NT, NOUT>::compute(t, M, Y::MI_IS, Y::MI_DOUT, D5, Y::D5_IS, W + WL_F5, W + WL_R4W, e4);
+            });
+        } else {
+            /* L5: G5 = (W5^T dout) * swish'(z5), in place in D5 */
+            ex.par([&](int t) {
+                for (int i = t; i < IMG * 64; i += NT) {
+                    const int img = i / 64, j = i % 64;
+                    const float *d = M + img * Y::MI_IS + Y::MI_DOUT;
+                    float s = 0.0f;
+                    for (int o = 0; o < NOUT; o++) s = fmaf(d[o], LDG(W + WL_F5 + o * 64 + j), s);
+                    D5[img * Y::D5_IS + j] = FMUL(s, D5[img * Y::D5_IS + j]);
+                }
+            });
+            ex.par([&](int t) { B4::compute(t, D5, Y::D5_IS, 1, W + WL_R4, SK, e4); });
+            if (B4::REDUCE) ex.par([&](int t) { B4::reduce(t, SK, e4); });
+        }
         const EpiGradR<TC> e3 = {D3, Y::D3_IS, Y::D3W, Y::D3C};
         const EpiGradR<TC> e2 = {D2, Y::D2_IS, Y::D2W, Y::D2C};
         const EpiGradR<TC0> e1 = {D1, Y::D1_IS, Y::D1W, Y::D1C};
         ex.par([&](int t) { BL3::compute(t, D4, Y::D4_IS, Y::D4W, W + WB3, SK, e3); });
-        if (BL3::REDUCE) ex.par([&](int t) { BL3::reduce(t, SK, e3); });
+        if constexpr (BL3::REDUCE) ex.par([&](int t) { BL3::reduce(t, SK, e3); });
         ex.par([&](int t) { BL2::compute(t, D3, Y::D3_IS, Y::D3W, W + WB2, SK, e2); });
-        if (BL2::REDUCE) ex.par([&](int t) { BL2::reduce(t, SK, e2); });
+        if constexpr (BL2::REDUCE) ex.par([&](int t) { BL2::reduce(t, SK, e2); });
         ex.par([&](int t) { BL1::compute(t, D2, Y::D2_IS, Y::D2W, W + WB1, SK, e1); });
-        if (BL1::REDUCE) ex.par([&](int t) { BL1::reduce(t, SK, e1); });
+        if constexpr (BL1::REDUCE) ex.par([&](int t) { BL1::reduce(t, SK, e1); });
         if (with_dx) {
             const EpiPlain e0 = {Q, Y::Q_IS, 28, 1};
             if constexpr (TC0) {
@@ -289,10 +324,11 @@ struct FusedNet {
     /* E and dE/dx (into Q) at the points in X. */
     template <class Ex>
     HD static void eval(const Ex &ex, float *sm, const float *W, const int *lab) {
-        forward(ex, sm, W, nullptr, IMG);
-        ex.par([&](int t) {
-            if (t < IMG) head(sm + Y::oM + t * Y::MI_IS, lab[t], false, 0.0f, 1.0f, 0.0f);
-        });
+        forward(ex, sm, W, nullptr, IMG, lab);
+        if (!TC)
+            ex.par([&](int t) {
+                if (t < IMG) head(sm + Y::oM + t * Y::MI_IS, lab[t], false, 0.0f, 1.0f, 0.0f);
+            });
         backward(ex, sm, W, true);
     }
 
@@ -344,12 +380,12 @@ struct FusedNet {
         for (int i = 0; i < IMG; i++) lab[i] = (a.y && i < nval) ? a.y[img0 + i] : -1;
         load(ex, sm, a.x + (size_t)img0 * 784, nval);
         eval(ex, sm, a.W, lab);
-        ex.par([&](int t) { check(t, sm, nval, nullptr); });
-        if (bad_stop(sm, nval, tid0, 0, c0, a.bad)) return;
         const float clip = a.clip;
         if (!MALA) {
             for (int s = 0; s < a.steps; s++) {
-                /* ula_move: x = clamp(x - eps*clip(g) + sigma*xi) */
+                /* the finite check of eval s (check) and ula_move, x = clamp(x - eps*clip(g) +
+                 * sigma*xi), in one pass: a bad chain stops the block before x is written
+                 * back, so moving it before the verdict changes nothing */
                 ex.par([&](int t) {
                     for (int i = t; i < nval * 196; i += NT) {
                         const int img = i / 196, q = i % 196;
@@ -357,6 +393,9 @@ struct FusedNet {
                         hd_normal4(a.seed, RNG_STREAM_NOISE, c0 + (uint32_t)img, a.step0 + (uint32_t)s, (uint32_t)q, z);
                         const float4 g4 = *reinterpret_cast<const float4 *>(Q + img * Y::Q_IS + 4 * q);
                         const float g[4] = {g4.x, g4.y, g4.z, g4.w};
+                        bool ok = isfinite(g[0]) && isfinite(g[1]) && isfinite(g[2]) && isfinite(g[3]);
+                        if (q == 0) ok = ok && isfinite(M[img * Y::MI_IS + Y::MI_E]);
+                        if (!ok) hd_atomic_or(reinterpret_cast<int *>(M + img * Y::MI_IS + Y::MI_BAD), 1);
 #pragma unroll
                         for (int j = 0; j < 4; j++) {
                             const int e = 4 * q + j;
@@ -367,11 +406,12 @@ struct FusedNet {
                         }
                     }
                 });
-                if (s + 1 < a.steps || a.final_eval) {
-                    eval(ex, sm, a.W, lab);
-                    ex.par([&](int t) { check(t, sm, nval, nullptr); });
-                    if (bad_stop(sm, nval, tid0, (uint32_t)s + 1, c0, a.bad)) return;
-                }
+                if (bad_stop(sm, nval, tid0, (uint32_t)s, c0, a.bad)) return;
+                if (s + 1 < a.steps || a.final_eval) eval(ex, sm, a.W, lab);
+            }
+            if (a.steps == 0 || a.final_eval) { /* the last eval's check */
+                ex.par([&](int t) { check(t, sm, nval, nullptr); });
+                if (bad_stop(sm, nval, tid0, (uint32_t)a.steps, c0, a.bad)) return;
             }
             ex.par([&](int t) {
                 for (int i = t; i < nval * 784; i += NT) {
@@ -384,6 +424,8 @@ struct FusedNet {
                         a.dEdx[(size_t)img0 * 784 + i] = Q[(i / 784) * Y::Q_IS + i % 784];
             });
         } else {
+            ex.par([&](int t) { check(t, sm, nval, nullptr); });
+            if (bad_stop(sm, nval, tid0, 0, c0, a.bad)) return;
             mala(ex, sm, nval, img0, c0, tid0, lab, a);
         }
     }

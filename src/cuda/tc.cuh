@@ -15,8 +15,10 @@
  * (bench/tc_banks.py), stored already rounded to TF32 by the epilogue that wrote them
  * (fused.cuh's RT).  Columns t and t + 4 of a fragment row are channels 2t and 2t + 1, so a
  * row is one 8-byte load.  The B fragment comes from global memory, where wlayout.h keeps the
- * weights in fragment order, rounded to TF32 too (one coalesced 8-byte load per lane).  Layers
- * with few items split K (KS) and sum the partials in a fixed order, as Fwd does.
+ * weights in fragment order, rounded to TF32 too (one coalesced 8-byte load per lane).  Forward
+ * layers with few items split K (KS) and sum the partials in a fixed order, as Fwd does; the
+ * input gradients deal whole parity classes instead.  The dense L4 runs here too, by warps in
+ * fp32 (FwdL4W, BwdL4W), with L5's backward folded in.
  *
  * Fragment layouts (PTX ISA, mma.m16n8k8 .tf32), lane = 4g + t:
  *   A (16x8, row-major): a0 (g, t)  a1 (g+8, t)  a2 (g, t+4)  a3 (g+8, t+4)
@@ -37,6 +39,59 @@ enum { TC_NL = 1 }; /* lanes one thread handles: its own on the GPU */
 #else
 enum { TC_NL = 32 }; /* the whole warp, in lane 0, in the CPU emulation */
 #endif
+
+/* Sums each of a warp's NV values over its 32 lanes by recursive halving: while values
+ * remain, a round keeps half of them and adds the partner's (lane ^ o) copy of that half,
+ * sending it the other half; then plain butterfly rounds.  31 shuffles for 32 values instead
+ * of 160.  v[l][i] is lane lane0 + l's value i (on the GPU l = 0; the emulation holds all 32
+ * lanes and reproduces every addition).  Afterwards a lane's v[.][0] is the total of value
+ * lane / (32 / NV). */
+#ifdef __CUDA_ARCH__
+/* one round of hd_warp_spread: N values left, partner lane ^ O (compile-time, so that v stays
+ * in registers) */
+template <int NV, int N, int O>
+__device__ __forceinline__ void hd_spread_round(float (&v)[1][NV], int lane) {
+    if constexpr (N > 1) {
+        const bool up = lane & O;
+#pragma unroll
+        for (int i = 0; i < N / 2; i++) {
+            const float lo = v[0][i], hi = v[0][i + N / 2];
+            v[0][i] = FADD(up ? hi : lo, __shfl_xor_sync(0xffffffffu, up ? lo : hi, O));
+        }
+    } else {
+        v[0][0] = FADD(v[0][0], __shfl_xor_sync(0xffffffffu, v[0][0], O));
+    }
+    if constexpr (O > 1) hd_spread_round<NV, (N > 1 ? N / 2 : 1), O / 2>(v, lane);
+}
+#endif
+template <int NV>
+HD void hd_warp_spread(float (&v)[TC_NL][NV]) {
+    static_assert(NV >= 1 && NV <= 32 && (NV & (NV - 1)) == 0, "a power of two up to 32");
+#ifdef __CUDA_ARCH__
+    hd_spread_round<NV, NV, 16>(v, (int)(threadIdx.x % 32));
+#else
+    float w[32][NV];
+    for (int r = 0, o = 16; o; r++, o >>= 1) {
+        const int n = NV >> r, h = n > 1 ? n / 2 : 1;
+        for (int l = 0; l < 32; l++)
+            for (int i = 0; i < h; i++) {
+                const bool up = l & o, pu = !up; /* the partner sends the half this lane keeps */
+                const float keep = n == 1 ? v[l][0] : (up ? v[l][i + h] : v[l][i]);
+                const float recv = n == 1 ? v[l ^ o][0] : (pu ? v[l ^ o][i] : v[l ^ o][i + h]);
+                w[l][i] = FADD(keep, recv);
+            }
+        for (int l = 0; l < 32; l++)
+            for (int i = 0; i < h; i++) v[l][i] = w[l][i];
+    }
+#endif
+}
+/* The warp's total of one value per lane (every lane gets it). */
+HD float hd_warp_sum(const float (&p)[TC_NL]) {
+    float v[TC_NL][1];
+    for (int l = 0; l < TC_NL; l++) v[l][0] = p[l];
+    hd_warp_spread<1>(v);
+    return v[0][0];
+}
 
 /* d += A b for tile j of the TC_NL lanes' accumulators. */
 template <int NW>
@@ -117,12 +172,20 @@ struct TcRows {
 template <bool CVT>
 HD uint32_t tc_ld(const float *p) { return CVT ? hd_tf32(*p) : bm_asuint(*p); }
 
+/* How tc_item hides the weight loads' L2 latency (docs/PERF_CUDA.md run 9).  NONE: a chunk's
+ * B fragments are loaded at its start.  DOUBLE (one-tile items): chunk c + 1's are loaded into
+ * a second register set before chunk c's A loads and mma, the loop unrolled by two; 1.08x on
+ * the 256-thread shape 14, but it spills at the 128-register cap of the 512-thread shape 13. */
+enum { TC_PIPE_NONE = 0, TC_PIPE_DOUBLE = 1 };
+template <int NT>
+HD constexpr int tc_pipe() { return NT <= 256 ? TC_PIPE_DOUBLE : TC_PIPE_NONE; }
+
 /* The K loop of one warp item: acc (zeroed here) = A B over chunks [c0, c0 + NCH) of the
- * plan PL (TcRows or FwdTc0's), NW tiles of B from tile nt0.  base[l][h]: the row of lane
- * lane0 + l's A elements (row g for h 0, g + 8 for h 1), at its first column (t, or channel
- * 2t with PL::PAIRED).  (Unrolled whole,
- * run 7c measured it slower: spills at the 128-register cap.) */
-template <int NW, int NCH, class PL>
+ * plan PL (TcRows or FwdTc0's), NW tiles of B from tile nt0, the loads overlapped as PIPE
+ * says.  base[l][h]: the row of lane lane0 + l's A elements (row g for h 0, g + 8 for h 1),
+ * at its first column (t, or channel 2t with PL::PAIRED).  (Unrolled whole, run 7c measured
+ * it slower: spills at the 128-register cap.) */
+template <int NW, int NCH, int PIPE, class PL>
 HD void tc_item(float (&acc)[TC_NL][NW][4], const float *const (&base)[TC_NL][2], const PL &pl,
                 const float *__restrict__ wt, int n8, int nt0, int c0, int lane0) {
     constexpr int KU = PL::KU;
@@ -133,12 +196,9 @@ HD void tc_item(float (&acc)[TC_NL][NW][4], const float *const (&base)[TC_NL][2]
 #pragma unroll
             for (int e = 0; e < 4; e++) acc[l][j][e] = 0.0f;
     const float2 *w2 = reinterpret_cast<const float2 *>(wt) + nt0 * 32 + lane0;
-    auto at = pl.first(c0);
-#pragma unroll 1
-    for (int c = 0; c < NCH; c++, pl.next(at)) {
-        const float2 *wc = w2 + at.k * n8 * 32;
-        const int ao = at.a;
-        uint32_t a[KU][TC_NL][4], bf[KU][TC_NL][NW][2];
+    using BF = uint32_t[KU][TC_NL][NW][2];
+    auto load_b = [&](BF &bf, int k) {
+        const float2 *wc = w2 + k * n8 * 32;
 #pragma unroll
         for (int u = 0; u < KU; u++)
 #pragma unroll
@@ -148,6 +208,8 @@ HD void tc_item(float (&acc)[TC_NL][NW][4], const float *const (&base)[TC_NL][2]
                     const float2 v = LDG(wc + (PL::dk(u) * n8 + j) * 32 + l);
                     bf[u][l][j][0] = bm_asuint(v.x), bf[u][l][j][1] = bm_asuint(v.y);
                 }
+    };
+    auto load_a = [&](uint32_t (&a)[KU][TC_NL][4], int ao) {
 #pragma unroll
         for (int u = 0; u < KU; u++)
 #pragma unroll
@@ -165,10 +227,39 @@ HD void tc_item(float (&acc)[TC_NL][NW][4], const float *const (&base)[TC_NL][2]
                     a[u][l][2] = tc_ld<PL::CVT>(p0 + o1), a[u][l][3] = tc_ld<PL::CVT>(p1 + o1);
                 }
             }
+    };
+    auto run = [&](const BF &bf, int ao) {
+        uint32_t a[KU][TC_NL][4];
+        load_a(a, ao);
 #pragma unroll
         for (int u = 0; u < KU; u++)
 #pragma unroll
             for (int j = 0; j < NW; j++) tc_mma<NW>(acc, a[u], bf[u], j);
+    };
+    auto at = pl.first(c0);
+    if constexpr (PIPE == TC_PIPE_DOUBLE && NW == 1) { /* the loop unrolled by two */
+        BF b0, b1;
+        load_b(b0, at.k);
+#pragma unroll 1
+        for (int c = 0; c < NCH; c += 2) {
+            auto an = at;
+            pl.next(an);
+            if (c + 1 < NCH) load_b(b1, an.k);
+            run(b0, at.a);
+            if (c + 1 >= NCH) break;
+            at = an;
+            pl.next(an);
+            if (c + 2 < NCH) load_b(b0, an.k);
+            run(b1, at.a);
+            at = an;
+        }
+    } else {
+#pragma unroll 1
+        for (int c = 0; c < NCH; c++, pl.next(at)) {
+            BF bf;
+            load_b(bf, at.k);
+            run(bf, at.a);
+        }
     }
 }
 
@@ -211,7 +302,7 @@ struct FwdTc {
                     base[l][h] = in + img * in_is + (oh * L::S * WP + ow * L::S) * PSI + 2 * (lane % 4);
                 }
             float acc[TC_NL][NW][4];
-            tc_item<NW, NCH>(acc, base, R{WP * PSI}, wt, N8, ng * NW, ks * NCH, lane0);
+            tc_item<NW, NCH, tc_pipe<NT>()>(acc, base, R{WP * PSI}, wt, N8, ng * NW, ks * NCH, lane0);
 #pragma unroll
             for (int l = 0; l < TC_NL; l++) {
                 const int lane = lane0 + l;
@@ -264,42 +355,35 @@ struct BwdTc {
     static constexpr int KC = L::COUT / 8, N8 = L::CIN / 8, MT = (M + 15) / 16;
     static constexpr int NW = (N8 % 2 == 0 && MT * N8 / 2 >= NWARP / 2) ? 2 : 1, NG = N8 / NW, PER = MT * NG;
     static_assert(L::S == 2 && L::COUT % 8 == 0 && L::CIN % 8 == 0 && GC >= L::COUT && GC % 2 == 0, "TC tiling");
-    /* Class c's splits: one per two taps, so that items are about equal (1, 2, 2, 4 taps for
-     * k3: 1, 1, 1, 2 splits).  The heavy class's items are dealt first (ORDER), round-robin
-     * over the warps. */
-    HD static constexpr int ksc(int c) { return tc_cls_taps<L>(c) >= 4 ? tc_cls_taps<L>(c) / 2 : 1; }
-    HD static constexpr int order(int i) { return i == 0 ? 3 : i == 1 ? 1 : i == 2 ? 2 : 0; }
+    /* Items are whole classes' K (1, 2, 2 and 4 taps for k3), dealt round-robin over the warps
+     * class after class in ORDER: with PER = NWARP / 2 (shape 13's layers) the 4-tap and
+     * 1-tap classes share half the warps and the 2-tap classes the other half, 5 and 4 taps
+     * a warp.  Run 8 split the 4-tap class in two and summed the halves in a phase of its own:
+     * 2.3 k cycles a step slower at batch 8192 (docs/PERF_CUDA.md run 9). */
+    HD static constexpr int order(int i) { return i == 0 ? 3 : i == 1 ? 1 : i == 2 ? 0 : 2; }
     HD static constexpr int item_off(int c) { /* first item of class c in dealing order */
         int o = 0;
-        for (int i = 0; i < NCLS && order(i) != c; i++) o += PER * ksc(order(i));
+        for (int i = 0; i < NCLS && order(i) != c; i++) o += PER;
         return o;
     }
-    HD static constexpr int slot(int c) { /* first partial slot of class c (split classes only) */
-        int s = 0;
-        for (int i = 0; i < c; i++) s += ksc(i) > 1 ? ksc(i) : 0;
-        return s;
-    }
-    static constexpr int SLOTS = slot(NCLS);
-    static constexpr bool REDUCE = SLOTS > 0;
-    static_assert(SLOTS * M * L::CIN <= sk_floats(true), "split-K scratch");
+    static constexpr bool REDUCE = false; /* as Bwd's: no split-sum phase */
 
     template <int RH, int RW, class Epi>
     HD static void cls(int tid, const float *G, int g_is, int gw, const float *__restrict__ wt, float *sk,
                        const Epi &epi) {
         using CH = Cls<L, RH>;
         using CW = Cls<L, RW>;
-        constexpr int C = RH * L::S + RW, TAPS = CH::NT * CW::NT, KSC = ksc(C), OFF = item_off(C), SL = slot(C);
+        constexpr int C = RH * L::S + RW, TAPS = CH::NT * CW::NT, OFF = item_off(C);
         /* chunks: a tap row th (G one row up, gw * GC floats back); the next tap tw is one
          * position back */
         using R = TcRows<CW::NT, KC, -GC>;
-        constexpr int NCHT = CH::NT * R::NCB, NCH = NCHT / KSC;
-        static_assert(NCHT % KSC == 0, "equal splits");
+        constexpr int NCH = CH::NT * R::NCB;
         constexpr int WOFF = tc_cls_woff<L>(C);
         static_assert(TAPS == tc_cls_taps<L>(C), "class taps");
         const float *wc = wt + WOFF;
         const int warp = tid / 32, lane0 = TC_NL == 1 ? tid % 32 : 0;
-        for (int it = ((warp - OFF) % NWARP + NWARP) % NWARP; it < PER * KSC; it += NWARP) {
-            const int ng = it % NG, r = it / NG, mt = r % MT, ks = r / MT;
+        for (int it = ((warp - OFF) % NWARP + NWARP) % NWARP; it < PER; it += NWARP) {
+            const int ng = it % NG, mt = it / NG;
             const float *base[TC_NL][2] = {};
 #pragma unroll
             for (int l = 0; l < TC_NL; l++)
@@ -310,7 +394,7 @@ struct BwdTc {
                     base[l][h] = G + img * g_is + ((u + CH::D0) * gw + v + CW::D0) * GC + 2 * (lane % 4);
                 }
             float acc[TC_NL][NW][4];
-            tc_item<NW, NCH>(acc, base, R{-gw * GC}, wc, N8, ng * NW, ks * NCH, lane0);
+            tc_item<NW, NCH, tc_pipe<NT>()>(acc, base, R{-gw * GC}, wc, N8, ng * NW, 0, lane0);
 #pragma unroll
             for (int l = 0; l < TC_NL; l++) {
                 const int lane = lane0 + l;
@@ -320,13 +404,8 @@ struct BwdTc {
                     for (int h = 0; h < 2; h++) {
                         const int m = mt * 16 + lane / 4 + 8 * h, ci = (ng * NW + j) * 8 + 2 * (lane % 4);
                         if (m >= M) continue;
-                        if (KSC == 1) {
-                            const int img = m / HWC, q = m % HWC, u = q / U, v = q % U;
-                            epi.vec2(img, u * L::S + RH, v * L::S + RW, ci, acc[l][j][2 * h], acc[l][j][2 * h + 1]);
-                        } else {
-                            *reinterpret_cast<float2 *>(sk + ((SL + ks) * M + m) * L::CIN + ci) =
-                                make_float2(acc[l][j][2 * h], acc[l][j][2 * h + 1]);
-                        }
+                        const int img = m / HWC, q = m % HWC, u = q / U, v = q % U;
+                        epi.vec2(img, u * L::S + RH, v * L::S + RW, ci, acc[l][j][2 * h], acc[l][j][2 * h + 1]);
                     }
             }
         }
@@ -339,29 +418,6 @@ struct BwdTc {
         cls<0, 1>(tid, G, g_is, gw, wt, sk, epi);
         cls<1, 0>(tid, G, g_is, gw, wt, sk, epi);
         cls<0, 0>(tid, G, g_is, gw, wt, sk, epi);
-    }
-    /* The split classes' partials, summed in split order, through the epilogue, two channels
-     * at a time; the classes without splits are not visited (a loop over all four classes
-     * that skipped them was 8% of the step's instructions, ncu, docs/PERF_CUDA.md run 8). */
-    template <int C, class Epi>
-    HD static void reduce_cls(int tid, const float *sk, const Epi &epi) {
-        if constexpr (ksc(C) > 1) {
-            constexpr int H = L::CIN / 2;
-            for (int idx = tid; idx < M * H; idx += NT) {
-                const int ci = 2 * (idx % H), m = idx / H;
-                float s0 = 0.0f, s1 = 0.0f;
-                for (int i = 0; i < ksc(C); i++) {
-                    const float2 p = *reinterpret_cast<const float2 *>(sk + ((slot(C) + i) * M + m) * L::CIN + ci);
-                    s0 += p.x, s1 += p.y;
-                }
-                const int img = m / HWC, q = m % HWC, u = q / U, v = q % U;
-                epi.vec2(img, u * L::S + C / L::S, v * L::S + C % L::S, ci, s0, s1);
-            }
-        }
-    }
-    template <class Epi>
-    HD static void reduce(int tid, const float *sk, const Epi &epi) {
-        reduce_cls<0>(tid, sk, epi), reduce_cls<1>(tid, sk, epi), reduce_cls<2>(tid, sk, epi), reduce_cls<3>(tid, sk, epi);
     }
 };
 
@@ -404,7 +460,7 @@ struct FwdTc0 {
                     base[l][h] = X + img * x_is + (q / L::WO) * L::S * XW + (q % L::WO) * L::S;
                 }
             float acc[TC_NL][NW][4];
-            tc_item<NW, 1>(acc, base, Plan{}, wt, N8, 0, 0, lane0);
+            tc_item<NW, 1, tc_pipe<NT>()>(acc, base, Plan{}, wt, N8, 0, 0, lane0);
 #pragma unroll
             for (int l = 0; l < TC_NL; l++) {
                 const int lane = lane0 + l;
@@ -450,7 +506,7 @@ struct BwdTc0 {
                     base[l][h] = G + img * g_is + ((q / U) * gw + q % U) * GC + 2 * (lane % 4);
                 }
             float acc[TC_NL][1][4];
-            tc_item<1, 3 * R::NCB>(acc, base, R{gw * GC}, wt, 1, 0, 0, lane0);
+            tc_item<1, 3 * R::NCB, tc_pipe<NT>()>(acc, base, R{gw * GC}, wt, 1, 0, 0, lane0);
 #pragma unroll
             for (int l = 0; l < TC_NL; l++) {
                 const int lane = lane0 + l, t = lane % 4;
@@ -463,6 +519,118 @@ struct BwdTc0 {
                     *reinterpret_cast<float2 *>(Q + img * q_is + (2 * u + t) * 28 + 2 * v) =
                         make_float2(acc[l][0][2 * h], acc[l][0][2 * h + 1]);
                 }
+            }
+        }
+    }
+};
+
+
+/* ---- L4 (dense 256 -> 64) by warps, with the tensor-core shapes ---------------------------- */
+/* L4 has two rows (images) per block: too few for tensor-core tiles, and as Fwd/Bwd's split
+ * K it took a GEMM phase, a barrier and a split-sum phase each way (2.4 k cycles forward, 2.6 k
+ * backward with L5's, docs/PERF_CUDA.md run 9).  Here a warp owns a group of outputs for all
+ * the block's images, its lanes split K, and hd_warp_spread sums the partials in registers:
+ * one phase each way, no scratch.  The weights are in the order the lanes read them
+ * (wlayout.h WL_F4W, WL_R4W): with the plain layouts each 16-byte load of a warp touched 32
+ * cache lines, and the two phases took 5.9 k and 5.6 k cycles (run 9).  The sums' order
+ * differs from the fp32 kernel's, so only the TF32 shapes (POL_TC) use it. */
+template <int IMG, int NT>
+struct FwdL4W {
+    static constexpr int NWARP = NT / 32, NV = IMG * 4;
+    static_assert(NV <= 32, "values per lane");
+    /* A4: IMG x 256 (NHWC 2x2x64, a4_is apart); wf WL_F4W, b [64]; warp item cg: outputs
+     * 4 cg .. 4 cg + 3; lane l: inputs l + 32 c, c < 8 */
+    template <class Epi>
+    HD static void compute(int tid, const float *A4, int a4_is, const float *__restrict__ wf,
+                           const float *__restrict__ b, const Epi &epi) {
+        if (TC_NL > 1 && tid % 32) return;
+        const int lane0 = TC_NL == 1 ? tid % 32 : 0;
+        for (int cg = tid / 32; cg < 16; cg += NWARP) {
+            float v[TC_NL][NV];
+#pragma unroll
+            for (int l = 0; l < TC_NL; l++) {
+                const int lane = lane0 + l;
+                float w[8][4];
+#pragma unroll
+                for (int c = 0; c < 8; c++) {
+                    const float4 q = LDG(reinterpret_cast<const float4 *>(wf + ((cg * 8 + c) * 32 + lane) * 4));
+                    w[c][0] = q.x, w[c][1] = q.y, w[c][2] = q.z, w[c][3] = q.w;
+                }
+#pragma unroll
+                for (int img = 0; img < IMG; img++) {
+                    float a[8];
+#pragma unroll
+                    for (int c = 0; c < 8; c++) a[c] = A4[img * a4_is + lane + 32 * c];
+#pragma unroll
+                    for (int n = 0; n < 4; n++) {
+                        float sum = 0.0f;
+#pragma unroll
+                        for (int c = 0; c < 8; c++) sum = fmaf(a[c], w[c][n], sum);
+                        v[l][img * 4 + n] = sum;
+                    }
+                }
+            }
+            hd_warp_spread<NV>(v);
+#pragma unroll
+            for (int l = 0; l < TC_NL; l++) {
+                const int lane = lane0 + l;
+                if (lane % (32 / NV)) continue; /* lanes 32 / NV apart hold the same total */
+                const int i = lane / (32 / NV), img = i / 4, co = 4 * cg + i % 4;
+                epi(img, 0, 0, co, FADD(v[l][0], LDG(b + co)));
+            }
+        }
+    }
+};
+
+/* Backward of L5 and L4 in one: lane l recomputes G5 = (W5^T dout) * swish'(z5) (fused_net's
+ * L5 step, the same operations) for its outputs l, l + 32, then dL/dA4 = W4^T G5 for the
+ * warp's 16 inputs j of every image; epi scales by swish'(z4) (EpiGradD4). */
+template <int IMG, int NT, int NOUT>
+struct BwdL4W {
+    static constexpr int NWARP = NT / 32, NV = IMG * 16;
+    static_assert(NV <= 32, "values per lane");
+    /* M: misc (dout at mi_dout, mi_is apart); D5: swish'(z5) (d5_is apart); wb WL_R4W, w5
+     * [NOUT][64] */
+    template <class Epi>
+    HD static void compute(int tid, const float *M, int mi_is, int mi_dout, const float *D5, int d5_is,
+                           const float *__restrict__ w5, const float *__restrict__ wb, const Epi &epi) {
+        if (TC_NL > 1 && tid % 32) return;
+        const int lane0 = TC_NL == 1 ? tid % 32 : 0;
+        for (int jg = tid / 32; jg < 16; jg += NWARP) {
+            float v[TC_NL][NV];
+#pragma unroll
+            for (int l = 0; l < TC_NL; l++) {
+                const int lane = lane0 + l;
+                float w[2][16], g[IMG][2];
+#pragma unroll
+                for (int k = 0; k < 2; k++)
+#pragma unroll
+                    for (int q = 0; q < 4; q++) {
+                        const float4 x = LDG(reinterpret_cast<const float4 *>(wb + (((jg * 2 + k) * 4 + q) * 32 + lane) * 4));
+                        w[k][4 * q] = x.x, w[k][4 * q + 1] = x.y, w[k][4 * q + 2] = x.z, w[k][4 * q + 3] = x.w;
+                    }
+#pragma unroll
+                for (int img = 0; img < IMG; img++)
+#pragma unroll
+                    for (int k = 0; k < 2; k++) {
+                        const int co = lane + 32 * k;
+                        const float *d = M + img * mi_is + mi_dout;
+                        float s = 0.0f;
+                        for (int o = 0; o < NOUT; o++) s = fmaf(d[o], LDG(w5 + o * 64 + co), s);
+                        g[img][k] = FMUL(s, D5[img * d5_is + co]);
+                    }
+#pragma unroll
+                for (int img = 0; img < IMG; img++)
+#pragma unroll
+                    for (int jj = 0; jj < 16; jj++) v[l][img * 16 + jj] = fmaf(g[img][1], w[1][jj], FMUL(g[img][0], w[0][jj]));
+            }
+            hd_warp_spread<NV>(v);
+#pragma unroll
+            for (int l = 0; l < TC_NL; l++) {
+                const int lane = lane0 + l;
+                if (lane % (32 / NV)) continue;
+                const int i = lane / (32 / NV), img = i / 16, j = 16 * jg + i % 16;
+                epi(img, 0, 0, j, v[l][0]);
             }
         }
     }

@@ -82,6 +82,8 @@ void wlayout_map(const wlayout_src *s, int32_t *map) {
             const int32_t src = (int32_t)(s->w_off[4] + (size_t)co * 256 + (size_t)(c * 4 + p));
             map[WL_F4 + j * 64 + co] = src;
             map[WL_R4 + co * 256 + j] = src;
+            map[WL_F4W + (((co / 4) * 8 + j / 32) * 32 + j % 32) * 4 + co % 4] = src;
+            map[WL_R4W + ((((j / 16) * 2 + co / 32) * 4 + (j % 16) / 4) * 32 + co % 32) * 4 + j % 4] = src;
         }
         map[WL_B4 + co] = (int32_t)(s->b_off[4] + co);
     }

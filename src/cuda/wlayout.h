@@ -34,12 +34,18 @@ enum {
     WL_R4 = WL_B4 + 64,         /* [64][256 NHWC] */
     WL_F5 = WL_R4 + 16384,      /* [NOUT][64], NOUT <= 16 */
     WL_B5 = WL_F5 + 16 * 64,
+    /* L4 by warps with the tensor-core shapes (tc.cuh FwdL4W, BwdL4W), fp32, in the order a
+     * warp's lanes read them (16 bytes per lane, lanes contiguous): forward
+     * [16 output groups cg][8 c][32 lanes l][4 n] = W4[4 cg + n][j = l + 32 c]; backward
+     * [16 input groups jg][2 k][4 q][32 lanes l][4 e] = W4[l + 32 k][j = 16 jg + 4 q + e] */
+    WL_F4W = WL_B5 + 16,
+    WL_R4W = WL_F4W + 16384,
     /* tensor-core fragments of L1-L3 (tc.cuh), rounded to TF32 (k >= WL_TC): forward
      * [K*K*CIN/8 k-steps][COUT/8 tiles][32 lanes][2], and backward class after class
      * (parity classes rh*2 + rw, taps th-major), [taps*COUT/8][CIN/8][32][2]: lane 4g + t
      * holds B[k 2t][n g] and B[k 2t+1][n g] of its k-step and tile (the channel pair that its
      * paired A load reads; wlayout.c frag) */
-    WL_TC = WL_B5 + 16,
+    WL_TC = WL_R4W + 16384,
     WL_TF1 = WL_TC,
     WL_TF2 = WL_TF1 + 4608,
     WL_TF3 = WL_TF2 + 18432,

@@ -270,6 +270,47 @@ static void test_diverged(void) {
     net_free(n);
 }
 
+/* Chains that overflow in their first move (noise 3e38, no clamp: x becomes infinite, E not
+ * a number): every shape, and MALA, must stop at the step the CPU names, with its chain.  The
+ * fused check-and-move phase moves x before the verdict (fused_net.cuh), so the reported step
+ * is what this pins. */
+static void test_diverged_midway(void) {
+    printf("divergence after the first move\n");
+    net *n = NULL;
+    OK(net_create(&n, "cnn-small", 24));
+    train_hparams hp = sampling_hp();
+    train_backend gpu, cpu;
+    OK(backend_cuda_create(n, &hp, 0, &gpu));
+    OK(backend_cpu_create(n, &hp, &cpu));
+    cu_shape sh[32];
+    const int ns = cu_chain_shapes(sh, 32);
+    for (int mala = 0; mala < 2; mala++) {
+        langevin_params p = lv_params(mala);
+        p.sigma = 3e38f, p.lo = -INFINITY, p.hi = INFINITY;
+        std::vector<float> x0 = images(3, 9, 1.0f), x = x0;
+        ebm_status s = cpu.sample(cpu.ctx, x.data(), NULL, 3, 3, &p, NULL, NULL, NULL, 0);
+        char want[32];
+        const char *e = strstr(ebm_last_error(), "step ");
+        snprintf(want, sizeof want, "%.*s", e ? (int)strcspn(e, ":,") : 0, e ? e : "");
+        printf("  CPU%s: %s: %s\n", mala ? " MALA" : "", ebm_status_name(s), ebm_last_error());
+        EXPECT(s == EBM_STATUS_DIVERGED && *want && !strstr(want, "step 0"), "the CPU should diverge after step 0");
+        for (int k = 0; k < (mala ? 1 : ns); k++) {
+            backend_cuda_set_shape(gpu.ctx, mala ? -1 : k);
+            x = x0;
+            s = gpu.sample(gpu.ctx, x.data(), NULL, 3, 3, &p, NULL, NULL, NULL, 0);
+            const bool same = s == EBM_STATUS_DIVERGED && *want && strstr(ebm_last_error(), want) &&
+                              strstr(ebm_last_error(), "chain 11");
+            if (!same) printf("  shape %d: %s: %s\n", k, ebm_status_name(s), ebm_last_error());
+            EXPECT(same, "shape %d%s: expected DIVERGED at the CPU's %s, chain 11", k, mala ? " (MALA)" : "", want);
+        }
+        printf("  %s: every shape reports %s, chain 11\n", mala ? "MALA" : "ULA", want);
+    }
+    backend_cuda_set_shape(gpu.ctx, -1);
+    gpu.destroy(gpu.ctx);
+    cpu.destroy(cpu.ctx);
+    net_free(n);
+}
+
 static void test_train(const char *spec, bool cond, float marginal = 0.0f, float marginal_chains = 0.0f,
                        uint16_t classes = 0) {
     printf("training iterations, %s%s%s%s: CUDA vs CPU backends from the same seed\n", spec,
@@ -340,6 +381,7 @@ int main(void) {
     test_chains(false);
     test_chains(true);
     test_diverged();
+    test_diverged_midway();
     test_train("cnn-small", false);
     test_train("cnn-small-cond", true);
     test_train("cnn-small-cond", true, 0.5f, 0.5f);
