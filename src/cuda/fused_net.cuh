@@ -211,6 +211,7 @@ struct FusedNet {
         if constexpr (TC) {
             ex.par([&](int t) {
                 if (TC_NL > 1 && t % 32) return;
+                const bool lead = TC_NL > 1 || t % 32 == 0; /* lane 0 writes f, and reads it in head */
                 for (int img = t / 32; img < IMG; img += NT / 32) {
                     const float *a = P + img * Y::A5_IS;
                     float *Mi = M + img * Y::MI_IS;
@@ -223,9 +224,9 @@ struct FusedNet {
                             pr[l] = fmaf(a[j + 32], LDG(w + j + 32), FMUL(a[j], LDG(w + j)));
                         }
                         const float f = FADD(hd_warp_sum(pr), LDG(W + WL_B5 + o));
-                        if (TC_NL > 1 || t % 32 == 0) Mi[Y::MI_F + o] = f; /* lane 0 writes, and reads in head */
+                        if (lead) Mi[Y::MI_F + o] = f;
                     }
-                    if (lab && (TC_NL > 1 || t % 32 == 0)) head(Mi, lab[img], false, 0.0f, 1.0f, 0.0f);
+                    if (lab && lead) head(Mi, lab[img], false, 0.0f, 1.0f, 0.0f);
                 }
             });
             return;
@@ -325,7 +326,7 @@ struct FusedNet {
     template <class Ex>
     HD static void eval(const Ex &ex, float *sm, const float *W, const int *lab) {
         forward(ex, sm, W, nullptr, IMG, lab);
-        if (!TC)
+        if constexpr (!TC)
             ex.par([&](int t) {
                 if (t < IMG) head(sm + Y::oM + t * Y::MI_IS, lab[t], false, 0.0f, 1.0f, 0.0f);
             });
@@ -352,11 +353,14 @@ struct FusedNet {
         for (int i = t; i < nval * 196; i += NT) {
             const int img = i / 196, q = i % 196;
             if (skip && skip[img]) continue;
-            const float4 g = *reinterpret_cast<const float4 *>(Q + img * Y::Q_IS + 4 * q);
-            bool ok = isfinite(g.x) && isfinite(g.y) && isfinite(g.z) && isfinite(g.w);
-            if (q == 0) ok = ok && isfinite(M[img * Y::MI_IS + Y::MI_E]);
-            if (!ok) hd_atomic_or(reinterpret_cast<int *>(M + img * Y::MI_IS + Y::MI_BAD), 1);
+            check_at(M, img, q, *reinterpret_cast<const float4 *>(Q + img * Y::Q_IS + 4 * q));
         }
+    }
+    /* check's test of image img's dE/dx at pixels 4q .. 4q + 3 (g), and at q 0 of its E */
+    HD static void check_at(float *M, int img, int q, const float4 &g) {
+        bool ok = isfinite(g.x) && isfinite(g.y) && isfinite(g.z) && isfinite(g.w);
+        if (q == 0) ok = ok && isfinite(M[img * Y::MI_IS + Y::MI_E]);
+        if (!ok) hd_atomic_or(reinterpret_cast<int *>(M + img * Y::MI_IS + Y::MI_BAD), 1);
     }
     /* After a check: the first bad image's chain, recorded globally; true if any. */
     HD static bool bad_stop(float *sm, int nval, int t, uint32_t evalidx, uint32_t chain0, unsigned long long *bad) {
@@ -393,9 +397,7 @@ struct FusedNet {
                         hd_normal4(a.seed, RNG_STREAM_NOISE, c0 + (uint32_t)img, a.step0 + (uint32_t)s, (uint32_t)q, z);
                         const float4 g4 = *reinterpret_cast<const float4 *>(Q + img * Y::Q_IS + 4 * q);
                         const float g[4] = {g4.x, g4.y, g4.z, g4.w};
-                        bool ok = isfinite(g[0]) && isfinite(g[1]) && isfinite(g[2]) && isfinite(g[3]);
-                        if (q == 0) ok = ok && isfinite(M[img * Y::MI_IS + Y::MI_E]);
-                        if (!ok) hd_atomic_or(reinterpret_cast<int *>(M + img * Y::MI_IS + Y::MI_BAD), 1);
+                        check_at(M, img, q, g4);
 #pragma unroll
                         for (int j = 0; j < 4; j++) {
                             const int e = 4 * q + j;

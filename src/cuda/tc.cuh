@@ -74,16 +74,22 @@ HD void hd_warp_spread(float (&v)[TC_NL][NV]) {
     for (int r = 0, o = 16; o; r++, o >>= 1) {
         const int n = NV >> r, h = n > 1 ? n / 2 : 1;
         for (int l = 0; l < 32; l++)
-            for (int i = 0; i < h; i++) {
-                const bool up = l & o, pu = !up; /* the partner sends the half this lane keeps */
-                const float keep = n == 1 ? v[l][0] : (up ? v[l][i + h] : v[l][i]);
-                const float recv = n == 1 ? v[l ^ o][0] : (pu ? v[l ^ o][i] : v[l ^ o][i + h]);
-                w[l][i] = FADD(keep, recv);
+            for (int i = 0; i < h; i++) { /* the half lane l keeps is the one its partner sends */
+                const int k = n > 1 && (l & o) ? i + h : i;
+                w[l][i] = FADD(v[l][k], v[l ^ o][k]);
             }
         for (int l = 0; l < 32; l++)
             for (int i = 0; i < h; i++) v[l][i] = w[l][i];
     }
 #endif
+}
+/* hd_warp_spread, then out(i, total) for each value i, by the first lane that holds it. */
+template <int NV, class Out>
+HD void hd_warp_spread_out(float (&v)[TC_NL][NV], int lane0, const Out &out) {
+    hd_warp_spread<NV>(v);
+#pragma unroll
+    for (int l = 0; l < TC_NL; l++)
+        if ((lane0 + l) % (32 / NV) == 0) out((lane0 + l) / (32 / NV), v[l][0]);
 }
 /* The warp's total of one value per lane (every lane gets it). */
 HD float hd_warp_sum(const float (&p)[TC_NL]) {
@@ -209,7 +215,8 @@ HD void tc_item(float (&acc)[TC_NL][NW][4], const float *const (&base)[TC_NL][2]
                     bf[u][l][j][0] = bm_asuint(v.x), bf[u][l][j][1] = bm_asuint(v.y);
                 }
     };
-    auto load_a = [&](uint32_t (&a)[KU][TC_NL][4], int ao) {
+    auto run = [&](const BF &bf, int ao) {
+        uint32_t a[KU][TC_NL][4];
 #pragma unroll
         for (int u = 0; u < KU; u++)
 #pragma unroll
@@ -227,10 +234,6 @@ HD void tc_item(float (&acc)[TC_NL][NW][4], const float *const (&base)[TC_NL][2]
                     a[u][l][2] = tc_ld<PL::CVT>(p0 + o1), a[u][l][3] = tc_ld<PL::CVT>(p1 + o1);
                 }
             }
-    };
-    auto run = [&](const BF &bf, int ao) {
-        uint32_t a[KU][TC_NL][4];
-        load_a(a, ao);
 #pragma unroll
         for (int u = 0; u < KU; u++)
 #pragma unroll
@@ -369,8 +372,7 @@ struct BwdTc {
     static constexpr bool REDUCE = false; /* as Bwd's: no split-sum phase */
 
     template <int RH, int RW, class Epi>
-    HD static void cls(int tid, const float *G, int g_is, int gw, const float *__restrict__ wt, float *sk,
-                       const Epi &epi) {
+    HD static void cls(int tid, const float *G, int g_is, int gw, const float *__restrict__ wt, const Epi &epi) {
         using CH = Cls<L, RH>;
         using CW = Cls<L, RW>;
         constexpr int C = RH * L::S + RW, TAPS = CH::NT * CW::NT, OFF = item_off(C);
@@ -411,13 +413,13 @@ struct BwdTc {
         }
     }
     template <class Epi>
-    HD static void compute(int tid, const float *G, int g_is, int gw, const float *__restrict__ wt, float *sk,
-                           const Epi &epi) {
+    HD static void compute(int tid, const float *G, int g_is, int gw, const float *__restrict__ wt, float * /* sk:
+                           Bwd's arguments, no split here */, const Epi &epi) {
         if (TC_NL > 1 && tid % 32) return;
-        cls<1, 1>(tid, G, g_is, gw, wt, sk, epi);
-        cls<0, 1>(tid, G, g_is, gw, wt, sk, epi);
-        cls<1, 0>(tid, G, g_is, gw, wt, sk, epi);
-        cls<0, 0>(tid, G, g_is, gw, wt, sk, epi);
+        cls<1, 1>(tid, G, g_is, gw, wt, epi);
+        cls<0, 1>(tid, G, g_is, gw, wt, epi);
+        cls<1, 0>(tid, G, g_is, gw, wt, epi);
+        cls<0, 0>(tid, G, g_is, gw, wt, epi);
     }
 };
 
@@ -570,14 +572,10 @@ struct FwdL4W {
                     }
                 }
             }
-            hd_warp_spread<NV>(v);
-#pragma unroll
-            for (int l = 0; l < TC_NL; l++) {
-                const int lane = lane0 + l;
-                if (lane % (32 / NV)) continue; /* lanes 32 / NV apart hold the same total */
-                const int i = lane / (32 / NV), img = i / 4, co = 4 * cg + i % 4;
-                epi(img, 0, 0, co, FADD(v[l][0], LDG(b + co)));
-            }
+            hd_warp_spread_out<NV>(v, lane0, [&](int i, float s) {
+                const int co = 4 * cg + i % 4;
+                epi(i / 4, 0, 0, co, FADD(s, LDG(b + co)));
+            });
         }
     }
 };
@@ -624,14 +622,7 @@ struct BwdL4W {
 #pragma unroll
                     for (int jj = 0; jj < 16; jj++) v[l][img * 16 + jj] = fmaf(g[img][1], w[1][jj], FMUL(g[img][0], w[0][jj]));
             }
-            hd_warp_spread<NV>(v);
-#pragma unroll
-            for (int l = 0; l < TC_NL; l++) {
-                const int lane = lane0 + l;
-                if (lane % (32 / NV)) continue;
-                const int i = lane / (32 / NV), img = i / 16, j = 16 * jg + i % 16;
-                epi(img, 0, 0, j, v[l][0]);
-            }
+            hd_warp_spread_out<NV>(v, lane0, [&](int i, float s) { epi(i / 16, 0, 0, 16 * jg + i % 16, s); });
         }
     }
 };
