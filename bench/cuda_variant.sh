@@ -35,14 +35,17 @@ static ebm_status chains_nout(const LvArgs *a, int shape, cudaStream_t st) {{
 '''
 open(out, 'w').write(s[:a] + body + s[b:])
 PY
-"$NVCC" -std=c++17 -O3 -lineinfo -gencode 'arch=compute_90,code=[sm_90,compute_90]' -Iinclude -I"$SRC" -I"$SRC/cuda" \
-    "$@" -c "$V/ck_$N.cu" -o "$V/ck_$N.o"
-objs=$(for o in cuda/obj/cuda_bench src/cuda/backend_cuda src/cuda/backend_multi src/cuda/train_kernels src/cuda/wlayout \
-    src/core/common src/core/net src/core/layers src/core/rng src/sample/langevin src/train/backend_cpu src/train/adam \
-    src/data/dataset src/data/idx src/io/atomic; do echo "$B/$o.o"; done)
-CUDA_HOME=$(dirname "$(dirname "$NVCC")")
-# shellcheck disable=SC2086
-g++ -o "$V/cb_$N" $objs "$V/ck_$N.o" $(pkg-config --libs openblas zlib 2>/dev/null || echo -lopenblas -lz) -lm -lpthread \
-    -fopenmp -L"$CUDA_HOME/lib64" -Wl,-rpath,"$CUDA_HOME/lib64" -lcudart -lstdc++ -l:libnccl.so.2
+# the flags, objects and libraries of cuda.mk's cuda_bench link, less chain_kernels.o (set -f:
+# the flags hold brackets)
+set -f
+# shellcheck disable=SC2016 # $(...) here are make's variables
+vars=$(make -s -f src/cuda/cuda.mk NVCC="$NVCC" BUILD="$B" --eval 'variant-vars: ; @echo "NVCCFLAGS=$(NVCCFLAGS)"; \
+    echo "OBJS=$(CB)/obj/cuda_bench.o $(filter-out %/chain_kernels.o,$(CU_OBJ)) $(MIN_OBJ)"; echo "LIBS=$(MIN_LIBS) $(CUDA_LIBS)"' \
+    variant-vars)
+var() { printf '%s\n' "$vars" | sed -n "s/^$1=//p"; }
+# shellcheck disable=SC2046 # word splitting of the flag lists is meant
+"$NVCC" -I"$SRC" -I"$SRC/cuda" $(var NVCCFLAGS) "$@" -c "$V/ck_$N.cu" -o "$V/ck_$N.o"
+# shellcheck disable=SC2046
+g++ -o "$V/cb_$N" "$V/ck_$N.o" $(var OBJS) $(var LIBS)
 strip "$V/cb_$N"
 echo "built $V/cb_$N"
